@@ -1,0 +1,3 @@
+from sqlembed.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""HTTP service: aiohttp app factory, protocol adapters, errors, health, metrics."""

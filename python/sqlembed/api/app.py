@@ -1,0 +1,124 @@
+"""The service's composition root: ``create_app(settings, backend=None)``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from sqlembed.api import health, ollama, openai, openapi
+from sqlembed.api.auth import make_auth_middleware
+from sqlembed.api.errors import Handler, error_middleware
+from sqlembed.api.state import SERVICE, Service
+from sqlembed.engine.backend import Backend
+from sqlembed.engine.batcher import Batcher
+from sqlembed.engine.embedder import Embedder, load_embedder
+from sqlembed.engine.store import ModelStore, model_id
+from sqlembed.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/api/embed", ollama.embed),
+    ("POST", "/api/embeddings", ollama.embeddings_legacy),
+    ("GET", "/api/tags", ollama.tags),
+    ("GET", "/api/version", ollama.version),
+    ("GET", "/", ollama.root),
+    ("POST", "/v1/embeddings", openai.embeddings),
+    ("POST", "/embeddings", openai.embeddings),
+    ("POST", "/openai/v1/embeddings", openai.embeddings),
+    ("POST", "/openai/deployments/{deployment}/embeddings", openai.embeddings),
+    ("GET", "/v1/models", openai.models),
+    ("GET", "/healthz", health.healthz),
+    ("GET", "/readyz", health.readyz),
+    ("GET", "/metrics", health.metrics),
+    ("GET", "/openapi.json", openapi.openapi),
+]
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    t0 = time.perf_counter()
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        m = request.app[SERVICE].metrics
+        m.requests.labels(route, request.method, str(status)).inc()
+        m.latency.labels(route).observe(time.perf_counter() - t0)
+        if status == 429:
+            m.rejected.inc()
+
+
+def _load(svc: Service, backend: Backend | None) -> Embedder:
+    s = svc.settings
+    store = ModelStore(s.model_dir)
+    mid = model_id(s.model, s.precision)
+    manifest = store.get(mid)
+    embedder = load_embedder(
+        store.path(mid), manifest, backend=backend or "auto", threads=s.effective_threads(),
+        max_batch_items=s.max_batch_items, max_batch_tokens=s.max_batch_tokens,
+    )
+    embedder.warmup()
+    svc.manifest = manifest
+    return embedder
+
+
+def create_app(settings: Settings, backend: Backend | None = None) -> web.Application:
+    svc = Service(settings)
+    middlewares = [metrics_middleware, error_middleware]
+    keys = settings.api_key_list()
+    if keys:
+        middlewares.append(make_auth_middleware(keys))
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
+    app[SERVICE] = svc
+    for method, path, handler in ROUTES:
+        if method == "GET":
+            app.router.add_get(path, handler)  # also answers HEAD (contract E3: HEAD /api/version)
+        else:
+            app.router.add_route(method, path, handler)
+
+    async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+        async def load() -> None:
+            try:
+                # Load off the loop so /healthz answers while weights load and warm up.
+                embedder = await asyncio.to_thread(_load, svc, backend)
+            except Exception as exc:
+                svc.load_error = f"{type(exc).__name__}: {exc}"
+                log.error("model load failed: %s", svc.load_error)
+                return
+            batcher = Batcher(
+                embedder, max_batch_items=settings.max_batch_items, max_batch_tokens=settings.max_batch_tokens,
+                max_queue_texts=settings.max_queue_texts, max_wait_ms=settings.max_wait_ms,
+                retry_after_s=settings.retry_after_s, observer=svc.metrics.observe_batch,
+            )
+            batcher.start()
+            svc.metrics.track_queue(lambda: batcher.queued_texts)
+            svc.embedder = embedder
+            svc.batcher = batcher
+            log.info("ready: model %s (%d dimensions, %s)", embedder.manifest.id,
+                     embedder.dimensions, embedder.backend.name)
+
+        task = asyncio.create_task(load())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if svc.batcher is not None:
+            await asyncio.to_thread(svc.batcher.close)
+        if svc.embedder is not None:
+            svc.embedder.close()
+
+    app.cleanup_ctx.append(engine_ctx)
+    return app

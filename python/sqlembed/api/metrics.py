@@ -1,0 +1,47 @@
+"""Prometheus metrics, one registry per app so several apps can live in one process (tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "sqlembed_requests", "HTTP requests by route and status", ["route", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "sqlembed_request_duration_seconds", "HTTP request latency", ["route"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.batch_size = Histogram(
+            "sqlembed_batch_size", "texts per inference batch", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.batch_seconds = Histogram(
+            "sqlembed_batch_duration_seconds", "inference time per batch", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.tokens = Counter("sqlembed_tokens", "real tokens embedded", registry=r)
+        self.padded_tokens = Counter("sqlembed_padded_tokens", "tokens processed including padding", registry=r)
+        self.texts = Counter("sqlembed_texts", "texts embedded", registry=r)
+        self.queue_depth = Gauge("sqlembed_queue_depth", "texts accepted and not yet answered", registry=r)
+        self.rejected = Counter("sqlembed_rejected", "requests refused because the queue was full", registry=r)
+
+    def observe_batch(self, texts: int, tokens: int, padded: int, seconds: float) -> None:
+        self.batch_size.observe(texts)
+        self.batch_seconds.observe(seconds)
+        self.tokens.inc(tokens)
+        self.padded_tokens.inc(padded)
+        self.texts.inc(texts)
+
+    def track_queue(self, depth: Callable[[], int]) -> None:
+        self.queue_depth.set_function(depth)
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

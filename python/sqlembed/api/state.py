@@ -1,0 +1,59 @@
+"""What the app holds: settings, engine, batcher, metrics. Typed keys for ``app[...]``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from sqlembed.api.metrics import Metrics
+from sqlembed.engine.batcher import Batcher
+from sqlembed.engine.embedder import Embedder
+from sqlembed.engine.store import Manifest
+from sqlembed.errors import ModelNotFound, NotReady
+from sqlembed.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    manifest: Manifest | None = None
+    embedder: Embedder | None = None
+    batcher: Batcher | None = None
+    load_error: str | None = None
+    _warned_models: set[str] = field(default_factory=set)
+
+    @property
+    def ready(self) -> bool:
+        return self.batcher is not None
+
+    def engine(self) -> tuple[Embedder, Batcher, Manifest]:
+        if self.embedder is None or self.batcher is None or self.manifest is None:
+            raise NotReady("the model is still loading; retry shortly")
+        return self.embedder, self.batcher, self.manifest
+
+    def model_names(self) -> list[str]:
+        names = [] if self.manifest is None else [self.manifest.id, self.manifest.name]
+        names += self.settings.alias_list()
+        return list(dict.fromkeys(names))
+
+    def resolve_model(self, requested: str | None) -> str:
+        """The name to echo back. Unknown names are served by the loaded model unless strict."""
+        _, _, manifest = self.engine()
+        if requested is None or requested in self.model_names():
+            return requested or manifest.name
+        if self.settings.strict_model:
+            raise ModelNotFound(f"model '{requested}' not found; this server serves '{manifest.id}'",
+                                param="model")
+        if requested not in self._warned_models and len(self._warned_models) < 1000:
+            self._warned_models.add(requested)
+            log.warning("unknown model name %r served by %s (set SQLEMBED_STRICT_MODEL=true to refuse)",
+                        requested, manifest.id)
+        return requested
+
+
+SERVICE = web.AppKey("service", Service)

@@ -1,0 +1,1 @@
+"""Benchmarks, run on demand (``sqlembed bench`` / ``bench/throughput.py``), never in CI."""

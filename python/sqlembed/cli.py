@@ -1,0 +1,170 @@
+"""Command line: ``sqlembed serve | model build | model list | tls selfsigned | bench``.
+
+One of the entry points that read settings from the environment (architecture.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import ssl
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlembed import __version__
+from sqlembed.errors import SqlembedError
+from sqlembed.settings import DEFAULT_MODEL, Settings
+
+log = logging.getLogger("sqlembed")
+
+
+def _settings(args: argparse.Namespace, **fields: Any) -> Settings:
+    overrides = {k: v for k, v in fields.items() if v is not None}
+    if getattr(args, "model_dir", None):
+        overrides["model_dir"] = Path(args.model_dir)
+    return Settings(**overrides)
+
+
+def _ensure_model(settings: Settings) -> None:
+    from sqlembed.engine.store import ModelStore, model_id
+
+    store = ModelStore(settings.model_dir)
+    mid = model_id(settings.model, settings.precision)
+    if store.exists(mid):
+        return
+    if not (settings.build_on_start and settings.model == DEFAULT_MODEL):
+        raise SqlembedError(f"model '{mid}' is not built in {settings.model_dir}; run: sqlembed model build")
+    from sqlembed.engine.build import build_model
+
+    log.info("default model %s not found in %s: building it now (first start, about a minute)",
+             mid, settings.model_dir)
+    build_model(store, precision=settings.precision)
+    log.info("built %s", mid)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from sqlembed.api.accesslog import AccessLogger
+    from sqlembed.api.app import create_app
+
+    settings = _settings(args, host=args.host, port=args.port, model=args.model, precision=args.precision,
+                         tls_cert=args.tls_cert, tls_key=args.tls_key)
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise SqlembedError("--tls-cert and --tls-key go together")
+    _ensure_model(settings)
+    ssl_ctx = None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ssl_ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+    scheme = "https" if ssl_ctx else "http"
+    if not settings.api_key_list() and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s without API keys: set SQLEMBED_API_KEYS", settings.host)
+    log.info("sqlembed %s on %s://%s:%d", __version__, scheme, settings.host, settings.port)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, ssl_context=ssl_ctx,
+                access_log_class=AccessLogger, print=None)
+    return 0
+
+
+def cmd_model_build(args: argparse.Namespace) -> int:
+    from sqlembed.engine.build import build_model
+    from sqlembed.engine.store import ModelStore
+
+    settings = _settings(args)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    m = build_model(ModelStore(settings.model_dir), source=args.source, precision=args.precision,
+                    name=args.name, force=args.force)
+    print(f"{m.id}\t{m.dimensions} dims\tmax {m.max_seq_length} tokens\t{m.pooling}"
+          f"{'+normalize' if m.normalize else ''}\t{settings.model_dir / m.id}")
+    return 0
+
+
+def cmd_model_list(args: argparse.Namespace) -> int:
+    from sqlembed.engine.store import ModelStore
+
+    settings = _settings(args)
+    models = ModelStore(settings.model_dir).list()
+    if args.json:
+        print(json.dumps([json.loads(m.to_json()) for m in models], indent=2))
+        return 0
+    if not models:
+        print(f"no models in {settings.model_dir}; run: sqlembed model build")
+        return 0
+    print(f"{'ID':32} {'DIMS':>5} {'MAXLEN':>6} {'POOLING':14} {'PRECISION':9} CREATED")
+    for m in models:
+        pooling = m.pooling + ("+norm" if m.normalize else "")
+        print(f"{m.id:32} {m.dimensions:>5} {m.max_seq_length:>6} {pooling:14} {m.precision:9} {m.created_at}")
+    return 0
+
+
+def cmd_tls_selfsigned(args: argparse.Namespace) -> int:
+    from sqlembed.tls import trust_instructions, write_selfsigned
+
+    hosts = args.host + (["localhost"] if "localhost" not in args.host else [])
+    files = write_selfsigned(Path(args.out), hosts, args.ip or [], days=args.days)
+    print(trust_instructions(files, args.host[0]))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
+    from sqlembed.benchmark.throughput import main as bench_main
+
+    return bench_main(rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sqlembed", description="Embeddings for SQL Server 2025")
+    p.add_argument("--version", action="version", version=f"sqlembed {__version__}")
+    p.add_argument("--model-dir", help="model store (default: $SQLEMBED_MODEL_DIR or ~/.cache/sqlembed/models)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the HTTP service")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--model", help=f"model name (default {DEFAULT_MODEL})")
+    s.add_argument("--precision", choices=["fp32", "int8"])
+    s.add_argument("--tls-cert")
+    s.add_argument("--tls-key")
+    s.set_defaults(func=cmd_serve)
+
+    m = sub.add_parser("model", help="build and list models").add_subparsers(dest="model_cmd", required=True)
+    b = m.add_parser("build", help="export a sentence-transformers model to ONNX")
+    b.add_argument("--source", help="model directory or Hugging Face id (default: bundled all-MiniLM-L6-v2)")
+    b.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    b.add_argument("--name", help="model name (default: from the source)")
+    b.add_argument("--force", action="store_true", help="rebuild even if present")
+    b.set_defaults(func=cmd_model_build)
+    ls = m.add_parser("list", help="show built models")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_model_list)
+
+    t = sub.add_parser("tls", help="TLS helpers").add_subparsers(dest="tls_cmd", required=True)
+    ss = t.add_parser("selfsigned", help="write a CA + server certificate for SQL Server to trust")
+    ss.add_argument("--host", action="append", required=True, help="DNS name in the URL (repeatable)")
+    ss.add_argument("--ip", action="append", help="IP address in the URL (repeatable)")
+    ss.add_argument("--out", required=True)
+    ss.add_argument("--days", type=int, default=825)
+    ss.set_defaults(func=cmd_tls_selfsigned)
+
+    sub.add_parser("bench", help="throughput benchmark (see bench/throughput.py --help)", add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=os.environ.get("SQLEMBED_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if argv[:1] == ["bench"]:
+        return cmd_bench(argparse.Namespace(), argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SqlembedError as exc:
+        log.error("%s", exc.message)
+        return 2

@@ -1,0 +1,234 @@
+"""Async micro-batcher: merges concurrent requests into length-grouped batches.
+
+Why this shape: SQL Server's AI_GENERATE_EMBEDDINGS sends one text per HTTP request, many at
+once. Inference runs on one worker thread, one batch at a time, while the event loop keeps
+accepting requests into a bounded pool. Each batch is seeded from the requests in round-robin
+order (so a 2,000-text request cannot starve a single-text one) and filled with pending texts of
+similar length (so padding stays small). Taking a batch at a time, instead of everything pending,
+keeps the engine busy while answered clients send their next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from sqlembed.engine.embedder import Embedder
+from sqlembed.engine.tokenizer import TokenIds
+from sqlembed.errors import NotReady, Overloaded
+
+F32 = npt.NDArray[np.float32]
+BatchObserver = Callable[[int, int, int, float], None]
+"""Called after each batch with (texts, real tokens, padded tokens, seconds)."""
+
+
+class _Request:
+    __slots__ = ("cancelled", "error", "future", "loop", "out", "remaining")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, n: int, dim: int) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[F32] = loop.create_future()
+        self.out = np.empty((n, dim), dtype=np.float32)
+        self.remaining = n
+        self.cancelled = False
+        self.error: BaseException | None = None
+
+
+@dataclass(slots=True)
+class _Item:
+    ids: TokenIds
+    length: int
+    req: _Request
+    pos: int
+    seq: int
+    enqueued: float
+
+
+def _resolve(req: _Request) -> None:
+    if req.future.done():
+        return
+    if req.error is not None:
+        req.future.set_exception(req.error)
+    else:
+        req.future.set_result(req.out)
+
+
+class Batcher:
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        max_batch_items: int = 32,
+        max_batch_tokens: int = 4096,
+        max_queue_texts: int = 8192,
+        max_wait_ms: float = 1.0,
+        retry_after_s: int = 1,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.max_batch_items = max_batch_items
+        self.max_batch_tokens = max_batch_tokens
+        self.max_queue_texts = max_queue_texts
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.retry_after_s = retry_after_s
+        self.observer = observer
+        self._cond = threading.Condition()
+        self._pending: list[_Item] = []
+        self._rr: deque[_Request] = deque()
+        self._queued = 0
+        self._seq = itertools.count()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def queued_texts(self) -> int:
+        """Texts accepted and not yet answered (pending plus the batch in flight)."""
+        return self._queued
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sqlembed-batcher", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    async def embed(self, encoded: Sequence[TokenIds]) -> F32:
+        n = len(encoded)
+        if n == 0:
+            return np.empty((0, self.embedder.dimensions), dtype=np.float32)
+        req = _Request(asyncio.get_running_loop(), n, self.embedder.dimensions)
+        now = time.monotonic()
+        with self._cond:
+            if self._closed:
+                raise NotReady("the service is shutting down")
+            if self._queued + n > self.max_queue_texts:
+                raise Overloaded(
+                    f"server busy: {self._queued} texts queued (limit {self.max_queue_texts}); retry later",
+                    retry_after=self.retry_after_s,
+                )
+            self._queued += n
+            self._pending.extend(
+                _Item(ids, len(ids), req, pos, next(self._seq), now) for pos, ids in enumerate(encoded)
+            )
+            self._rr.append(req)
+            self._cond.notify()
+        try:
+            return await asyncio.shield(req.future)
+        except asyncio.CancelledError:
+            # The client went away: drop its texts that have not run yet.
+            req.cancelled = True
+            raise
+
+    # --- worker thread -------------------------------------------------------------------------
+
+    def _take(self) -> list[_Item]:
+        """Pick the next batch; caller holds the lock and ``_pending`` is not empty."""
+        if any(it.req.cancelled for it in self._pending):
+            dropped = [it for it in self._pending if it.req.cancelled]
+            self._pending = [it for it in self._pending if not it.req.cancelled]
+            self._queued -= len(dropped)
+            if not self._pending:
+                return []
+        seed_req = None
+        while self._rr:
+            r = self._rr[0]
+            if r.cancelled or r.future.done() or not any(it.req is r for it in self._pending):
+                self._rr.popleft()
+                continue
+            seed_req = r
+            break
+        self._pending.sort(key=lambda it: (it.length, it.seq))
+        pos = 0
+        if seed_req is not None:
+            self._rr.rotate(-1)
+            pos = min((i for i, it in enumerate(self._pending) if it.req is seed_req),
+                      key=lambda i: self._pending[i].seq)
+        lo, hi = pos, pos + 1
+        width = self._pending[pos].length
+        items = self.max_batch_items
+        # Grow the window over neighbours in length order while it fits both budgets;
+        # prefer the shorter neighbour when it wastes less padding than the longer one.
+        while hi - lo < items:
+            left = self._pending[lo - 1].length if lo > 0 else None
+            right = self._pending[hi].length if hi < len(self._pending) else None
+            if left is None and right is None:
+                break
+            grow_right = right is not None and (left is None or (right - width) <= (width - left))
+            new_width = max(width, right) if grow_right and right is not None else width
+            if (hi - lo + 1) * new_width > self.max_batch_tokens:
+                if grow_right and left is not None and (hi - lo + 1) * width <= self.max_batch_tokens:
+                    lo -= 1
+                    continue
+                break
+            if grow_right:
+                hi += 1
+                width = new_width
+            else:
+                lo -= 1
+        batch = self._pending[lo:hi]
+        del self._pending[lo:hi]
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if self._closed and not self._pending:
+                    return
+                if len(self._pending) < self.max_batch_items and self.max_wait_s > 0:
+                    # Bounded wait for company: a burst of single-text calls fills one batch.
+                    deadline = min(it.enqueued for it in self._pending) + self.max_wait_s
+                    remaining = deadline - time.monotonic()
+                    if remaining > 0:
+                        self._cond.wait(remaining)
+                batch = self._take()
+            if batch:
+                self._execute(batch)
+
+    def _execute(self, batch: list[_Item]) -> None:
+        t0 = time.perf_counter()
+        error: BaseException | None = None
+        vectors: F32 | None = None
+        try:
+            vectors = self.embedder.embed_tokens([it.ids for it in batch])
+        except Exception as e:  # delivered to every request in the batch
+            error = e
+        elapsed = time.perf_counter() - t0
+        done: set[_Request] = set()
+        for row, it in enumerate(batch):
+            req = it.req
+            if error is not None:
+                req.error = error
+            elif vectors is not None:
+                req.out[it.pos] = vectors[row]
+            req.remaining -= 1
+            if req.remaining == 0 or error is not None:
+                done.add(req)
+        with self._cond:
+            self._queued -= len(batch)
+            if error is not None:
+                # A failed request must not keep its other texts in the pool.
+                keep = [it for it in self._pending if it.req not in done]
+                self._queued -= len(self._pending) - len(keep)
+                self._pending = keep
+        for req in done:
+            with contextlib.suppress(RuntimeError):  # loop already closed at shutdown
+                req.loop.call_soon_threadsafe(_resolve, req)
+        if self.observer is not None:
+            tokens = sum(it.length for it in batch)
+            padded = len(batch) * max(it.length for it in batch)
+            self.observer(len(batch), tokens, padded, elapsed)

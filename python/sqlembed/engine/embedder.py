@@ -1,0 +1,95 @@
+"""Tokenize -> plan batches by token count -> backend.forward -> pool -> normalize."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from sqlembed.engine.backend import Backend
+from sqlembed.engine.planner import plan_batches
+from sqlembed.engine.pooling import l2_normalize, pool
+from sqlembed.engine.store import Manifest
+from sqlembed.engine.tokenizer import TokenIds, Tokenizer
+
+F32 = npt.NDArray[np.float32]
+
+
+class Embedder:
+    """Synchronous engine; thread-safe as long as the backend is (ONNX Runtime sessions are)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        tokenizer: Tokenizer,
+        manifest: Manifest,
+        *,
+        max_batch_items: int = 32,
+        max_batch_tokens: int = 4096,
+    ) -> None:
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.manifest = manifest
+        self.dimensions = manifest.dimensions
+        self.max_batch_items = max_batch_items
+        self.max_batch_tokens = max_batch_tokens
+
+    @classmethod
+    def load(cls, model_dir: Path, manifest: Manifest, backend: Backend, **kw: int) -> Embedder:
+        return cls(backend, Tokenizer(model_dir / "tokenizer.json", manifest.max_seq_length), manifest, **kw)
+
+    def tokenize(self, texts: Sequence[str], *, truncate: bool = True) -> list[TokenIds]:
+        return self.tokenizer.encode(texts, truncate=truncate)
+
+    def embed_tokens(self, batch: Sequence[TokenIds]) -> F32:
+        """One forward pass over one batch; padding to the batch's longest member."""
+        lengths = [len(t) for t in batch]
+        width = max(lengths)
+        ids = np.zeros((len(batch), width), dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, (tokens, n) in enumerate(zip(batch, lengths, strict=True)):
+            ids[row, :n] = tokens
+            mask[row, :n] = 1
+        hidden = self.backend.forward(ids, mask)
+        pooled = pool(hidden, mask, self.manifest.pooling)
+        return l2_normalize(pooled) if self.manifest.normalize else pooled
+
+    def embed_encoded(self, encoded: Sequence[TokenIds]) -> F32:
+        out = np.empty((len(encoded), self.dimensions), dtype=np.float32)
+        plan = plan_batches([len(t) for t in encoded], self.max_batch_items, self.max_batch_tokens)
+        for idx in plan:
+            out[idx] = self.embed_tokens([encoded[i] for i in idx])
+        return out
+
+    def embed(self, texts: Sequence[str], *, truncate: bool = True) -> F32:
+        if not texts:
+            return np.empty((0, self.dimensions), dtype=np.float32)
+        return self.embed_encoded(self.tokenize(texts, truncate=truncate))
+
+    def warmup(self) -> None:
+        # First runs allocate arenas and pick kernels; do it before /readyz says ready.
+        self.embed(["warm up", "a somewhat longer sentence to warm up the kernels for longer inputs " * 4])
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def load_embedder(
+    model_dir: Path,
+    manifest: Manifest,
+    *,
+    backend: str | Backend = "auto",
+    threads: int,
+    spin: bool = False,
+    max_batch_items: int = 32,
+    max_batch_tokens: int = 4096,
+) -> Embedder:
+    if isinstance(backend, str):
+        from sqlembed.engine.registry import create_backend
+
+        backend = create_backend(backend, model_dir, threads=threads, spin=spin)
+    return Embedder.load(
+        model_dir, manifest, backend, max_batch_items=max_batch_items, max_batch_tokens=max_batch_tokens
+    )

@@ -1,0 +1,39 @@
+"""ONNX Runtime CPU backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+
+class OnnxCpuBackend:
+    name = "onnx-cpu"
+
+    def __init__(self, model_path: Path, *, threads: int, spin: bool = False) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # In a server the event loop shares the cores with inference: spinning workers would
+        # steal the CPU it needs to parse the next requests.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        self._session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._output = self._session.get_outputs()[0].name
+
+    def forward(
+        self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        out = self._session.run([self._output], feeds)[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def close(self) -> None:
+        del self._session

@@ -1,0 +1,75 @@
+"""Model store: self-describing model directories under ``SQLEMBED_MODEL_DIR``.
+
+Each model lives in ``<root>/<id>/`` with ``manifest.json``, ``model.onnx`` and ``tokenizer.json``.
+The id carries the precision so vectors of different precisions never mix in one column.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlembed.engine.pooling import PoolingMode
+from sqlembed.errors import ModelNotFound
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Manifest:
+    id: str
+    name: str
+    source: str
+    source_hash: str
+    dimensions: int
+    max_seq_length: int
+    pooling: PoolingMode
+    normalize: bool
+    precision: str
+    family: str
+    parameters: int
+    input_names: tuple[str, ...]
+    tool_versions: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    format_version: int = MANIFEST_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        data = dict(data)
+        data["input_names"] = tuple(data.get("input_names", ()))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def model_id(name: str, precision: str) -> str:
+    return f"{name}-{precision}"
+
+
+class ModelStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, mid: str) -> Path:
+        return self.root / mid
+
+    def exists(self, mid: str) -> bool:
+        return (self.path(mid) / MANIFEST).is_file() and (self.path(mid) / "model.onnx").is_file()
+
+    def get(self, mid: str) -> Manifest:
+        p = self.path(mid) / MANIFEST
+        if not p.is_file():
+            raise ModelNotFound(
+                f"model '{mid}' is not built in {self.root}; run: sqlembed model build"
+            )
+        return Manifest.from_dict(json.loads(p.read_text(encoding="utf-8")))
+
+    def list(self) -> list[Manifest]:
+        if not self.root.is_dir():
+            return []
+        return [self.get(p.name) for p in sorted(self.root.iterdir()) if (p / MANIFEST).is_file()]

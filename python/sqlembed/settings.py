@@ -1,0 +1,64 @@
+"""Typed settings, read from ``SQLEMBED_*`` environment variables once, at an entry point."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Precision = Literal["fp32", "int8"]
+
+DEFAULT_MODEL = "all-minilm-l6-v2"
+
+
+def _default_model_dir() -> Path:
+    return Path(os.path.expanduser("~/.cache/sqlembed/models"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SQLEMBED_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8888, ge=0, le=65535)
+    model_dir: Path = Field(default_factory=_default_model_dir)
+    model: str = DEFAULT_MODEL
+    precision: Precision = "fp32"
+    # Names that clients may send for the served model, besides the model id itself.
+    model_aliases: str = "all-minilm,all-minilm:l6-v2,all-MiniLM-L6-v2,sentence-transformers/all-MiniLM-L6-v2"
+    strict_model: bool = False
+    build_on_start: bool = True
+
+    api_keys: SecretStr = SecretStr("")
+
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    # Contract A7: SQL Server sends at most 100 MB per request.
+    max_body_bytes: int = Field(100 * 1024 * 1024, ge=1024)
+    # OpenAI's documented limit on inputs per request (contract F1).
+    max_inputs: int = Field(2048, ge=1)
+    max_queue_texts: int = Field(8192, ge=1)
+    max_batch_items: int = Field(32, ge=1)
+    max_batch_tokens: int = Field(4096, ge=16)
+    max_wait_ms: float = Field(1.0, ge=0)
+    threads: int = Field(0, ge=0, description="inference threads; 0 = all cores")
+    retry_after_s: int = Field(1, ge=1)
+
+    log_level: str = "INFO"
+
+    @field_validator("model_aliases")
+    @classmethod
+    def _strip_aliases(cls, v: str) -> str:
+        return ",".join(a.strip() for a in v.split(",") if a.strip())
+
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
+    def alias_list(self) -> list[str]:
+        return [a for a in self.model_aliases.split(",") if a]
+
+    def effective_threads(self) -> int:
+        return self.threads or (os.cpu_count() or 1)

@@ -1,0 +1,91 @@
+"""A real sqlembed server on a free loopback port, in a background thread with its own loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from sqlembed.api.app import create_app
+from sqlembed.engine.backend import Backend
+from sqlembed.settings import Settings
+
+
+class ServerThread:
+    def __init__(self, settings: Settings, backend: Backend | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.ssl_context = ssl_context
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+        self.app: web.Application | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as e:  # surfaced by start()
+            self._error = e
+            self._started.set()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        self.app = create_app(self.settings, backend=self.backend)
+        runner = web.AppRunner(self.app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._started.set()
+        await self._stop.wait()
+        await runner.cleanup()
+
+    def start(self, ready_timeout: float = 120.0, verify: Any = True) -> ServerThread:
+        self._thread.start()
+        self._started.wait(30)
+        if self._error is not None:
+            raise self._error
+        deadline = time.monotonic() + ready_timeout
+        with httpx.Client(verify=verify) as c:
+            while time.monotonic() < deadline:
+                r = c.get(self.url + "/readyz")
+                if r.status_code == 200:
+                    return self
+                if r.json().get("status") == "failed":
+                    raise RuntimeError(f"server failed to load: {r.json()}")
+                time.sleep(0.05)
+        raise TimeoutError("server not ready")
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+
+@contextlib.contextmanager
+def running(settings: Settings, **kw: Any) -> Iterator[ServerThread]:
+    verify = kw.pop("verify", True)
+    srv = ServerThread(settings, **kw).start(verify=verify)
+    try:
+        yield srv
+    finally:
+        srv.stop()

@@ -1,0 +1,145 @@
+"""The micro-batcher against the real engine: same vectors, fairness, overload, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sqlembed.engine.batcher import Batcher
+from sqlembed.engine.embedder import Embedder, load_embedder
+from sqlembed.engine.store import ModelStore
+from sqlembed.errors import Overloaded
+from sqlembed.benchmark.corpus import paragraphs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def embedder(model_dir: Path) -> Embedder:
+    store = ModelStore(model_dir)
+    m = store.get("all-minilm-l6-v2-fp32")
+    return load_embedder(store.path(m.id), m, threads=2)
+
+
+class Gate:
+    """Wraps the real backend so a test can hold inference at a known point."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.name = "gated"
+        self.open = threading.Event()
+        self.entered = threading.Event()
+        self.calls = 0
+
+    def forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        self.entered.set()
+        self.open.wait(30)
+        return self.inner.forward(ids, mask)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        pass
+
+
+def test_concurrent_requests_get_their_own_vectors(embedder: Embedder) -> None:
+    texts = paragraphs(120)
+    expected = embedder.embed(texts)
+    sizes = []
+
+    async def main() -> list[np.ndarray]:
+        b = Batcher(embedder, max_batch_items=16, max_batch_tokens=2048, max_wait_ms=2,
+                    observer=lambda n, *_: sizes.append(n))
+        b.start()
+        try:
+            groups = [texts[i : i + k] for i, k in zip(range(0, 120, 6), [1, 2, 3] * 20, strict=False)]
+            groups = [g for g in groups if g]
+            outs = await asyncio.gather(*(b.embed(embedder.tokenize(g)) for g in groups))
+            return [o for o in outs], groups  # type: ignore[return-value]
+        finally:
+            b.close()
+
+    outs, groups = asyncio.run(main())  # type: ignore[misc]
+    got = {t: v for g, o in zip(groups, outs, strict=True) for t, v in zip(g, o, strict=True)}
+    for i, t in enumerate(texts):
+        if t in got:
+            assert float(np.dot(got[t], expected[i])) >= 0.99999
+    assert max(sizes) > 1, "concurrent requests must be merged into batches"
+
+
+def test_overload_raises_and_keeps_accepted_work(embedder: Embedder) -> None:
+    gate = Gate(embedder.backend)
+    gated = Embedder(gate, embedder.tokenizer, embedder.manifest)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        b = Batcher(gated, max_batch_items=4, max_queue_texts=3, max_wait_ms=0, retry_after_s=2)
+        b.start()
+        try:
+            first = asyncio.ensure_future(b.embed(gated.tokenize(["one", "two"])))
+            await asyncio.to_thread(gate.entered.wait, 10)
+            second = asyncio.ensure_future(b.embed(gated.tokenize(["three"])))
+            await asyncio.sleep(0)
+            with pytest.raises(Overloaded) as info:
+                await b.embed(gated.tokenize(["four"]))
+            assert info.value.retry_after == 2
+            gate.open.set()
+            a, c = await asyncio.gather(first, second)
+            assert a.shape == (2, 384) and c.shape == (1, 384)
+            np.testing.assert_allclose(c[0], embedder.embed(["three"])[0], atol=1e-5)
+            assert b.queued_texts == 0
+        finally:
+            gate.open.set()
+            b.close()
+
+    asyncio.run(main())
+
+
+def test_small_request_is_not_starved_by_a_large_one(embedder: Embedder) -> None:
+    order: list[int] = []
+
+    async def main() -> None:
+        b = Batcher(embedder, max_batch_items=8, max_batch_tokens=100_000, max_wait_ms=0)
+        b.start()
+        try:
+            big = asyncio.ensure_future(b.embed(embedder.tokenize(paragraphs(400))))
+            await asyncio.sleep(0.05)
+            small = asyncio.ensure_future(b.embed(embedder.tokenize(["just one"])))
+            small.add_done_callback(lambda _: order.append(1))
+            big.add_done_callback(lambda _: order.append(400))
+            await asyncio.gather(big, small)
+        finally:
+            b.close()
+
+    asyncio.run(main())
+    assert order == [1, 400], "round-robin seeding must serve the single text before the bulk finishes"
+
+
+def test_cancelled_request_is_dropped(embedder: Embedder) -> None:
+    gate = Gate(embedder.backend)
+    gated = Embedder(gate, embedder.tokenizer, embedder.manifest)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        b = Batcher(gated, max_batch_items=2, max_wait_ms=0)
+        b.start()
+        try:
+            first = asyncio.ensure_future(b.embed(gated.tokenize(["a", "b"])))
+            await asyncio.to_thread(gate.entered.wait, 10)
+            doomed = asyncio.ensure_future(b.embed(gated.tokenize(["c", "d", "e", "f"])))
+            await asyncio.sleep(0.01)
+            doomed.cancel()
+            await asyncio.sleep(0.01)
+            gate.open.set()
+            await first
+            ok = await b.embed(gated.tokenize(["g"]))
+            assert ok.shape == (1, 384)
+            # first batch, then "g": the four cancelled texts never ran.
+            assert gate.calls == 2
+            assert b.queued_texts == 0
+        finally:
+            gate.open.set()
+            b.close()
+
+    asyncio.run(main())
