@@ -9,8 +9,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from sqlembed.settings import Settings  # noqa: E402
-from tests.support.server import ServerThread, running  # noqa: E402
+from sqlembed.settings import Settings
+from tests.support.server import ServerThread, running
 
 
 @pytest.fixture(scope="session")

@@ -113,7 +113,7 @@ def cmd_tls_selfsigned(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
     from sqlembed.benchmark.throughput import main as bench_main
 
-    return bench_main(rest)
+    return int(bench_main(rest))
 
 
 def build_parser() -> argparse.ArgumentParser:

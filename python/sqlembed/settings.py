@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(32, ge=1)
     max_batch_tokens: int = Field(4096, ge=16)
     max_wait_ms: float = Field(1.0, ge=0)
+    # Largest share of a batch's padded tokens that may be padding (online batches).
+    max_padding_share: float = Field(0.15, ge=0, le=1)
+    # ONNX Runtime worker threads spin between operators: faster, but burns CPU the event loop needs.
+    spin: bool = True
     threads: int = Field(0, ge=0, description="inference threads; 0 = all cores")
     retry_after_s: int = Field(1, ge=1)
 

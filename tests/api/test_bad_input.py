@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sqlembed.settings import Settings
-from tests.support.server import ServerThread, running
+from tests.support.server import ServerThread, running, with_settings
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +102,7 @@ def test_curl_style_form_content_type_is_accepted(base_url: str) -> None:
 
 
 def test_body_limit_413(base_settings: Settings) -> None:
-    with running(base_settings.model_copy(update={"max_body_bytes": 4096})) as srv:
+    with running(with_settings(base_settings, **{"max_body_bytes": 4096})) as srv:
         big = {"input": "x" * 5000}
         for path, proto in (("/api/embed", "ollama"), ("/v1/embeddings", "openai")):
             r = httpx.post(srv.url + path, json=big)
@@ -116,7 +116,7 @@ def test_body_limit_413(base_settings: Settings) -> None:
 
 
 def test_strict_model_404(base_settings: Settings) -> None:
-    with running(base_settings.model_copy(update={"strict_model": True})) as srv:
+    with running(with_settings(base_settings, **{"strict_model": True})) as srv:
         r = httpx.post(srv.url + "/api/embed", json={"model": "nomic-embed-text", "input": "a"})
         assert r.status_code == 404 and "nomic-embed-text" in r.json()["error"]
         r = httpx.post(srv.url + "/v1/embeddings", json={"model": "text-embedding-3-small", "input": "a"})
@@ -147,7 +147,7 @@ def test_overload_429_with_retry_after_and_nothing_lost(base_settings: Settings)
     model_dir = base_settings.model_dir / "all-minilm-l6-v2-fp32"
     backend = _GatedBackend(create_backend("onnx-cpu", model_dir, threads=2))
     backend.gate.set()  # let warm-up through
-    settings = base_settings.model_copy(update={"max_queue_texts": 3, "max_batch_items": 2, "max_wait_ms": 0})
+    settings = with_settings(base_settings, **{"max_queue_texts": 3, "max_batch_items": 2, "max_wait_ms": 0})
     srv = ServerThread(settings, backend=backend).start()
     try:
         backend.gate.clear()

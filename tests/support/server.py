@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
+from sqlembed.api.accesslog import AccessLogger
 from sqlembed.api.app import create_app
 from sqlembed.engine.backend import Backend
 from sqlembed.settings import Settings
@@ -48,7 +49,7 @@ class ServerThread:
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
         self.app = create_app(self.settings, backend=self.backend)
-        runner = web.AppRunner(self.app)
+        runner = web.AppRunner(self.app, access_log_class=AccessLogger)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
@@ -89,3 +90,8 @@ def running(settings: Settings, **kw: Any) -> Iterator[ServerThread]:
         yield srv
     finally:
         srv.stop()
+
+
+def with_settings(base: Settings, **update: Any) -> Settings:
+    """A validated copy (``model_copy(update=...)`` skips validation, so secrets stay plain str)."""
+    return Settings(**{**base.model_dump(), **update})

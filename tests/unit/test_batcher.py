@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sqlembed.benchmark.corpus import paragraphs
 from sqlembed.engine.batcher import Batcher
 from sqlembed.engine.embedder import Embedder, load_embedder
 from sqlembed.engine.store import ModelStore
 from sqlembed.errors import Overloaded
-from sqlembed.benchmark.corpus import paragraphs
 
 pytestmark = pytest.mark.slow
 

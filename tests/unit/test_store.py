@@ -53,7 +53,7 @@ def test_cls_pooling_without_normalize(tmp_path: Path) -> None:
 
 
 def test_unsupported_configs_fail_clearly(tmp_path: Path) -> None:
-    with pytest.raises(ModelBuildError, match="modules.json"):
+    with pytest.raises(ModelBuildError, match=r"modules\.json"):
         read_config(tmp_path)
     with pytest.raises(ModelBuildError, match="exactly one"):
         read_config(_st_dir(tmp_path / "two", {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True}))

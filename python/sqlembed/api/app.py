@@ -67,7 +67,7 @@ def _load(svc: Service, backend: Backend | None) -> Embedder:
     mid = model_id(s.model, s.precision)
     manifest = store.get(mid)
     embedder = load_embedder(
-        store.path(mid), manifest, backend=backend or "auto", threads=s.effective_threads(),
+        store.path(mid), manifest, backend=backend or "auto", threads=s.effective_threads(), spin=s.spin,
         max_batch_items=s.max_batch_items, max_batch_tokens=s.max_batch_tokens,
     )
     embedder.warmup()
@@ -101,6 +101,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> web.Applic
             batcher = Batcher(
                 embedder, max_batch_items=settings.max_batch_items, max_batch_tokens=settings.max_batch_tokens,
                 max_queue_texts=settings.max_queue_texts, max_wait_ms=settings.max_wait_ms,
+                max_padding_share=settings.max_padding_share,
                 retry_after_s=settings.retry_after_s, observer=svc.metrics.observe_batch,
             )
             batcher.start()

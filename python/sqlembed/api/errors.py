@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
@@ -43,6 +43,7 @@ def error_response(
     protocol: Protocol, status: int, message: str, *, etype: str = "invalid_request_error",
     code: str | None = None, param: str | None = None, headers: dict[str, str] | None = None,
 ) -> web.Response:
+    body: dict[str, Any]
     if protocol == "openai":
         body = {"error": {"message": message, "type": etype, "param": param, "code": code}}
     else:
@@ -54,7 +55,7 @@ def error_response(
 def _lookup(exc: e.SqlembedError) -> tuple[int, str, str]:
     for cls in type(exc).__mro__:
         if cls in ERROR_TABLE:
-            return ERROR_TABLE[cls]  # type: ignore[index]
+            return ERROR_TABLE[cls]
     return 500, "server_error", "internal_error"
 
 

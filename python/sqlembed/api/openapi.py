@@ -138,8 +138,9 @@ def build_spec() -> dict[str, Any]:
             "/v1/models": {"get": {"summary": "OpenAI model list", "responses": {
                 **plain, **_errors(_OPENAI_ERROR, 401, 503)}}},
             "/healthz": {"get": {"summary": "liveness", "security": [{}], "responses": plain}},
-            "/readyz": {"get": {"summary": "readiness: model loaded and warmed", "security": [{}],
-                                "responses": {**plain, "503": {"description": "not ready", **_json({"type": "object"})}}}},
+            "/readyz": {"get": {
+                "summary": "readiness: model loaded and warmed", "security": [{}],
+                "responses": {**plain, "503": {"description": "not ready", **_json({"type": "object"})}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
                 "200": {"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}},
                 **_errors(_OLLAMA_ERROR, 401)}}},

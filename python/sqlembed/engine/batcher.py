@@ -71,6 +71,7 @@ class Batcher:
         max_batch_tokens: int = 4096,
         max_queue_texts: int = 8192,
         max_wait_ms: float = 1.0,
+        max_padding_share: float = 0.15,
         retry_after_s: int = 1,
         observer: BatchObserver | None = None,
     ) -> None:
@@ -79,6 +80,7 @@ class Batcher:
         self.max_batch_tokens = max_batch_tokens
         self.max_queue_texts = max_queue_texts
         self.max_wait_s = max_wait_ms / 1000.0
+        self.max_padding_share = max_padding_share
         self.retry_after_s = retry_after_s
         self.observer = observer
         self._cond = threading.Condition()
@@ -158,26 +160,30 @@ class Batcher:
                       key=lambda i: self._pending[i].seq)
         lo, hi = pos, pos + 1
         width = self._pending[pos].length
-        items = self.max_batch_items
-        # Grow the window over neighbours in length order while it fits both budgets;
-        # prefer the shorter neighbour when it wastes less padding than the longer one.
-        while hi - lo < items:
-            left = self._pending[lo - 1].length if lo > 0 else None
-            right = self._pending[hi].length if hi < len(self._pending) else None
+        real = width
+        pending = self._pending
+        # Grow the window over neighbours in length order (the closer one first) while it
+        # fits the item and token budgets and padding stays a small share of the work:
+        # requests arrive in random length order, and padding, not batch size, decides CPU
+        # throughput (docs/benchmarks.md).
+        while hi - lo < self.max_batch_items:
+            left = pending[lo - 1].length if lo > 0 else None
+            right = pending[hi].length if hi < len(pending) else None
             if left is None and right is None:
                 break
-            grow_right = right is not None and (left is None or (right - width) <= (width - left))
-            new_width = max(width, right) if grow_right and right is not None else width
-            if (hi - lo + 1) * new_width > self.max_batch_tokens:
-                if grow_right and left is not None and (hi - lo + 1) * width <= self.max_batch_tokens:
-                    lo -= 1
-                    continue
+            take_right = right is not None and (left is None or right - width <= width - left)
+            length = right if take_right else left
+            assert length is not None
+            new_width = max(width, length)
+            n = hi - lo + 1
+            padded = n * new_width
+            if padded > self.max_batch_tokens or padded - (real + length) > self.max_padding_share * padded:
                 break
-            if grow_right:
+            if take_right:
                 hi += 1
-                width = new_width
             else:
                 lo -= 1
+            width, real = new_width, real + length
         batch = self._pending[lo:hi]
         del self._pending[lo:hi]
         return batch

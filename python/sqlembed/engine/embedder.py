@@ -82,7 +82,7 @@ def load_embedder(
     *,
     backend: str | Backend = "auto",
     threads: int,
-    spin: bool = False,
+    spin: bool = True,
     max_batch_items: int = 32,
     max_batch_tokens: int = 4096,
 ) -> Embedder:

@@ -24,11 +24,11 @@ def pool(hidden: F32, mask: npt.NDArray[np.int64], mode: PoolingMode) -> F32:
         summed = np.einsum("blh,blx->bh", hidden, m)
         counts = np.maximum(m.sum(axis=1), 1e-9)
         if mode == "mean":
-            return (summed / counts).astype(np.float32)
-        return (summed / np.sqrt(counts)).astype(np.float32)
+            return np.asarray(summed / counts, dtype=np.float32)
+        return np.asarray(summed / np.sqrt(counts), dtype=np.float32)
     if mode == "max":
         masked = np.where(m > 0, hidden, np.float32(-1e9))
-        return masked.max(axis=1).astype(np.float32)
+        return np.asarray(masked.max(axis=1), dtype=np.float32)
     if mode == "lasttoken":
         last = mask.sum(axis=1) - 1
         return np.ascontiguousarray(hidden[np.arange(hidden.shape[0]), last, :])
@@ -38,7 +38,7 @@ def pool(hidden: F32, mask: npt.NDArray[np.int64], mode: PoolingMode) -> F32:
 def l2_normalize(x: F32) -> F32:
     # Same epsilon as torch.nn.functional.normalize, which sentence-transformers uses.
     norms = np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return (x / norms).astype(np.float32)
+    return np.asarray(x / norms, dtype=np.float32)
 
 
 def truncate_dimensions(vectors: F32, dimensions: int | None, *, normalize: bool = True) -> F32:
