@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sqlembed.api import health, ollama, openai, openapi
+from sqlembed.api import health, ollama, openai, openapi, sqlserver
 from sqlembed.api.auth import make_auth_middleware
 from sqlembed.api.errors import Handler, error_middleware
 from sqlembed.api.state import SERVICE, Service
@@ -33,6 +33,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/openai/v1/embeddings", openai.embeddings),
     ("POST", "/openai/deployments/{deployment}/embeddings", openai.embeddings),
     ("GET", "/v1/models", openai.models),
+    ("POST", "/v1/sqlserver/embed", sqlserver.embed),
     ("GET", "/healthz", health.healthz),
     ("GET", "/readyz", health.readyz),
     ("GET", "/metrics", health.metrics),

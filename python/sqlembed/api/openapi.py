@@ -77,6 +77,33 @@ _OPENAI_RESP = {
 }
 
 
+_SCALAR = {"type": ["string", "number", "integer", "boolean"]}
+_SQLSERVER_REQ = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "model": {"type": "string"},
+        "dimensions": {"type": "integer", "minimum": 1},
+        "inputs": {"type": "array", "minItems": 1, "maxItems": 2048, "items": {
+            "type": "object", "required": ["id", "text"],
+            "properties": {"id": _SCALAR, "text": {"type": "string"}}}},
+    },
+}
+_SQLSERVER_RESP = {
+    "type": "object",
+    "required": ["model", "dimensions", "embeddings", "errors", "usage"],
+    "properties": {
+        "model": {"type": "string"},
+        "dimensions": {"type": "integer"},
+        "embeddings": {"type": "array", "items": {"type": "object", "properties": {
+            "id": _SCALAR, "embedding": _VECTOR}}},
+        "errors": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": ["string", "number", "integer", "boolean", "null"]}, "error": {"type": "string"}}}},
+        "usage": {"type": "object"},
+    },
+}
+
+
 def _openai_op(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
@@ -137,6 +164,11 @@ def build_spec() -> dict[str, Any]:
                 "Azure OpenAI deployment route (API_FORMAT='Azure OpenAI')", azure_params)},
             "/v1/models": {"get": {"summary": "OpenAI model list", "responses": {
                 **plain, **_errors(_OPENAI_ERROR, 401, 503)}}},
+            "/v1/sqlserver/embed": {"post": {
+                "summary": "keyed batch for sqlembed.embed_rows (sp_invoke_external_rest_endpoint)",
+                "requestBody": {"required": True, **_json(_SQLSERVER_REQ)},
+                "responses": {"200": {"description": "vectors and per-row errors", **_json(_SQLSERVER_RESP)},
+                              **_errors(_OPENAI_ERROR, *_EMBED_ERRORS)}}},
             "/healthz": {"get": {"summary": "liveness", "security": [{}], "responses": plain}},
             "/readyz": {"get": {
                 "summary": "readiness: model loaded and warmed", "security": [{}],
