@@ -1,4 +1,4 @@
-"""Command line: ``sqlembed serve | model build | model list | tls selfsigned | bench``.
+"""Command line: ``sqlembed serve | model build|list | tls selfsigned | db deploy|render|status | bench``.
 
 One of the entry points that read settings from the environment (architecture.md).
 """
@@ -110,6 +110,71 @@ def cmd_tls_selfsigned(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_values(args: argparse.Namespace, *, api_key: str | None) -> dict[str, str]:
+    from sqlembed.db.variables import resolve
+
+    given = {}
+    for kv in args.var or []:
+        if "=" not in kv:
+            raise SqlembedError(f"--var takes NAME=VALUE, got {kv!r}")
+        k, v = kv.split("=", 1)
+        given[k.strip()] = v
+    if "SQLEMBED_API_KEY" in given:
+        raise SqlembedError("the API key is never passed on the command line: set the environment variable "
+                            "named by --api-key-env (default SQLEMBED_API_KEY) or use --prompt-api-key")
+    if api_key is not None:
+        given["SQLEMBED_API_KEY"] = api_key
+    return resolve(given)
+
+
+def cmd_db_render(args: argparse.Namespace) -> int:
+    from sqlembed.db.sqlfiles import load, render
+
+    script = render(load(), _db_values(args, api_key=None), __version__)
+    if args.out == "-":
+        sys.stdout.write(script)
+    else:
+        Path(args.out).write_text(script, encoding="utf-8")
+        print(f"wrote {args.out}: run it with sqlcmd (or SSMS in SQLCMD mode), passing -v SQLEMBED_API_KEY=<key>")
+    return 0
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    from sqlembed.db.connect import connect
+
+    dsn = args.dsn or os.environ.get("SQLEMBED_DSN")
+    if not dsn:
+        raise SqlembedError("give --dsn or set SQLEMBED_DSN (an ODBC connection string or mssql+pyodbc:// URL)")
+    token = os.environ.get(args.access_token_env) if args.access_token_env else None
+    return connect(dsn, access_token=token)
+
+
+def cmd_db_deploy(args: argparse.Namespace) -> int:
+    import getpass
+
+    from sqlembed.db.deploy import deploy
+    from sqlembed.db.sqlfiles import load
+
+    key = os.environ.get(args.api_key_env, "")
+    if args.prompt_api_key:
+        key = getpass.getpass("sqlembed service API key (empty: none): ")
+    values = _db_values(args, api_key=key)
+    files = load()
+    conn = _connect(args)
+    report = deploy(conn, files, values, version=__version__,
+                    on_batch=lambda name: log.debug("ran a batch of %s", name))
+    print(f"deployed sqlembed {__version__}: migrations applied {report.applied_migrations or 'none'}, "
+          f"already applied {len(report.skipped_migrations)}, objects {len(report.objects)}")
+    return 0
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    from sqlembed.db.deploy import status
+
+    print(json.dumps(status(_connect(args)), indent=2))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
     from sqlembed.benchmark.throughput import main as bench_main
 
@@ -149,6 +214,24 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("--out", required=True)
     ss.add_argument("--days", type=int, default=825)
     ss.set_defaults(func=cmd_tls_selfsigned)
+
+    d = sub.add_parser("db", help="deploy the T-SQL assets").add_subparsers(dest="db_cmd", required=True)
+    for name, fn, helptext in (("deploy", cmd_db_deploy, "apply bootstrap, pending migrations and all objects"),
+                               ("render", cmd_db_render, "write one .sql script for sqlcmd/SSMS"),
+                               ("status", cmd_db_status, "show applied migrations and the last deployment")):
+        c = d.add_parser(name, help=helptext)
+        c.set_defaults(func=fn)
+        if name != "render":
+            c.add_argument("--dsn", help="ODBC connection string or mssql+pyodbc:// URL (default: $SQLEMBED_DSN)")
+            c.add_argument("--access-token-env", help="environment variable holding a Microsoft Entra access token")
+        if name != "status":
+            c.add_argument("--var", action="append", metavar="NAME=VALUE", help="sqlcmd variable (repeatable)")
+        if name == "deploy":
+            c.add_argument("--api-key-env", default="SQLEMBED_API_KEY",
+                           help="environment variable holding the service's API key (default SQLEMBED_API_KEY)")
+            c.add_argument("--prompt-api-key", action="store_true", help="ask for the API key")
+        if name == "render":
+            c.add_argument("--out", default="sqlembed.sql", help="output file, or - for stdout")
 
     sub.add_parser("bench", help="throughput benchmark (see bench/throughput.py --help)", add_help=False)
     return p

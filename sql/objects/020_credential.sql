@@ -1,6 +1,6 @@
 -- sqlembed objects 020: the DATABASE SCOPED CREDENTIAL that carries the service's API key (contract A6).
 -- The key never lives in a file: `sqlembed db deploy` reads it from an environment variable or a prompt
--- and passes it as $(SQLEMBED_API_KEY); sqlcmd users pass -v SQLEMBED_API_KEY=... . Empty = no credential.
+-- and substitutes it into this batch only; sqlcmd users pass -v SQLEMBED_API_KEY=... . Empty = no credential.
 -- The credential's name is the service's base URL (scheme + host + port, no query string), which
 -- SQL Server matches as a prefix of every URL it calls.
 SET ANSI_NULLS ON;

@@ -21,8 +21,11 @@ from sqlembed.settings import Settings
 
 class ServerThread:
     def __init__(self, settings: Settings, backend: Backend | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, host: str = "127.0.0.1",
+                 middlewares: tuple[Any, ...] = ()) -> None:
         self.settings = settings
+        self.host = host
+        self.middlewares = middlewares
         self.backend = backend
         self.ssl_context = ssl_context
         self.port = 0
@@ -49,9 +52,10 @@ class ServerThread:
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
         self.app = create_app(self.settings, backend=self.backend)
+        self.app.middlewares.extend(self.middlewares)  # test-only observers, e.g. request capture
         runner = web.AppRunner(self.app, access_log_class=AccessLogger)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
+        site = web.TCPSite(runner, self.host, 0, ssl_context=self.ssl_context)
         await site.start()
         server = site._server
         assert server is not None

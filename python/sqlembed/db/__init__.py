@@ -1,0 +1,1 @@
+"""Database side: the packaged T-SQL (sql/), its renderer and deployer, connections."""
