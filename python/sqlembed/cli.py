@@ -1,4 +1,5 @@
-"""Command line: ``sqlembed serve | model build|list | tls selfsigned | db deploy|render|status | bench``.
+"""Command line: ``sqlembed serve | model build|list | tls selfsigned | db deploy|render|status |
+embed-table | bench``.
 
 One of the entry points that read settings from the environment (architecture.md).
 """
@@ -175,6 +176,54 @@ def cmd_db_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_line(p: Any, started: float) -> str:
+    import time
+
+    elapsed = time.monotonic() - started
+    share = p.slices_done / p.slices_total if p.slices_total else 0.0
+    width = 30
+    bar = "#" * int(share * width) + "-" * (width - int(share * width))
+    eta = f"{elapsed / share - elapsed:5.0f}s" if 0 < share < 1 else "  -  "
+    rows = f"{p.rows_done:,} rows, {p.rows_per_s:,.0f} rows/s" if p.rows_done else "embedding..."
+    return f"\r[{bar}] {p.slices_done}/{p.slices_total} slices  {rows}  ETA {eta}  {elapsed:5.0f}s"
+
+
+def cmd_embed_table(args: argparse.Namespace) -> int:
+    import time
+
+    from sqlembed.db.tables import TableSpec
+    from sqlembed.spark.job import config_from, run
+    from sqlembed.spark.session import build_session, spark_conf
+
+    settings = _settings(args)
+    _ensure_model(settings)
+    spec = TableSpec(args.db, args.table, args.key, args.text, args.vector, args.where, args.target_table)
+    spec.validate_shape()
+    cfg = config_from(spec, model_dir=str(settings.model_dir), model_id=settings.served_model_id(),
+                      batch_rows=args.batch_rows or settings.job_batch_rows, threads=1)
+    spark = build_session(spark_conf(args.spark or settings.spark_master, gpu=settings.spark_gpu,
+                                     task_gpu_amount=settings.spark_task_gpu_amount))
+    started = time.monotonic()
+    tty = sys.stderr.isatty()
+
+    def show(p: Any) -> None:
+        if tty:
+            sys.stderr.write(_progress_line(p, started))
+            sys.stderr.flush()
+
+    try:
+        result = run(spark, cfg, on_progress=show)
+    finally:
+        spark.stop()
+    if tty:
+        sys.stderr.write("\n")
+    rate = result.rows_embedded / result.seconds if result.seconds else 0.0
+    print(f"{args.table}: {result.rows_embedded} rows embedded, {result.rows_failed} failed (NULL or empty text), "
+          f"{result.rows_read} read, {result.seconds:.1f}s, {rate:.1f} rows/s"
+          + (f", GPUs {','.join(result.gpus)}" if result.gpus else ""))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
     from sqlembed.benchmark.throughput import main as bench_main
 
@@ -214,6 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("--out", required=True)
     ss.add_argument("--days", type=int, default=825)
     ss.set_defaults(func=cmd_tls_selfsigned)
+
+    e = sub.add_parser("embed-table", help="embed a whole table on Spark and write the vectors back")
+    e.add_argument("--db", required=True, help="SQLAlchemy URL: sqlite:///file.db or mssql+pyodbc://...")
+    e.add_argument("--table", required=True)
+    e.add_argument("--key", required=True)
+    e.add_argument("--text", required=True)
+    e.add_argument("--vector", required=True)
+    e.add_argument("--where", help="extra predicate on the source table (alias t)")
+    e.add_argument("--target-table", help="write (key, vector) here instead of the source's vector column")
+    e.add_argument("--spark", help="Spark master: local[2], spark://host:7077 (default $SQLEMBED_SPARK_MASTER)")
+    e.add_argument("--batch-rows", type=int, help="rows per embed + write chunk")
+    e.set_defaults(func=cmd_embed_table)
 
     d = sub.add_parser("db", help="deploy the T-SQL assets").add_subparsers(dest="db_cmd", required=True)
     for name, fn, helptext in (("deploy", cmd_db_deploy, "apply bootstrap, pending migrations and all objects"),

@@ -53,6 +53,15 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Bulk jobs (Spark). Database targets are named here so T-SQL sends a name, never a password:
+    # a JSON object {"name": "sqlalchemy-url"}.
+    databases: SecretStr = SecretStr("{}")
+    state_dir: Path = Field(default_factory=lambda: Path(os.path.expanduser("~/.cache/sqlembed/state")))
+    spark_master: str = "local[*]"
+    spark_gpu: bool = False
+    spark_task_gpu_amount: float = Field(1.0, gt=0, le=1)
+    job_batch_rows: int = Field(512, ge=1, le=100_000)
+
     @field_validator("model_aliases")
     @classmethod
     def _strip_aliases(cls, v: str) -> str:
@@ -63,6 +72,22 @@ class Settings(BaseSettings):
 
     def alias_list(self) -> list[str]:
         return [a for a in self.model_aliases.split(",") if a]
+
+    def served_model_id(self) -> str:
+        """The model directory / id the service loads: name plus precision (engine.store.model_id)."""
+        return f"{self.model}-{self.precision}"
+
+    def database_urls(self) -> dict[str, str]:
+        import json
+
+        raw = self.databases.get_secret_value().strip() or "{}"
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ValueError("SQLEMBED_DATABASES must be a JSON object of name -> URL") from e
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ValueError("SQLEMBED_DATABASES must be a JSON object of name -> URL")
+        return value
 
     def effective_threads(self) -> int:
         return self.threads or (os.cpu_count() or 1)

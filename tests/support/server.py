@@ -22,10 +22,11 @@ from sqlembed.settings import Settings
 class ServerThread:
     def __init__(self, settings: Settings, backend: Backend | None = None,
                  ssl_context: ssl.SSLContext | None = None, host: str = "127.0.0.1",
-                 middlewares: tuple[Any, ...] = ()) -> None:
+                 middlewares: tuple[Any, ...] = (), spark_factory: Any = None) -> None:
         self.settings = settings
         self.host = host
         self.middlewares = middlewares
+        self.spark_factory = spark_factory
         self.backend = backend
         self.ssl_context = ssl_context
         self.port = 0
@@ -51,7 +52,7 @@ class ServerThread:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        self.app = create_app(self.settings, backend=self.backend)
+        self.app = create_app(self.settings, backend=self.backend, spark_factory=self.spark_factory)
         self.app.middlewares.extend(self.middlewares)  # test-only observers, e.g. request capture
         runner = web.AppRunner(self.app, access_log_class=AccessLogger)
         await runner.setup()

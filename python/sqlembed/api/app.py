@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
-from sqlembed.api import health, ollama, openai, openapi, sqlserver
+from sqlembed.api import health, jobs, ollama, openai, openapi, sqlserver
 from sqlembed.api.auth import make_auth_middleware
 from sqlembed.api.errors import Handler, error_middleware
 from sqlembed.api.state import SERVICE, Service
@@ -34,6 +35,10 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/openai/deployments/{deployment}/embeddings", openai.embeddings),
     ("GET", "/v1/models", openai.models),
     ("POST", "/v1/sqlserver/embed", sqlserver.embed),
+    ("POST", "/v1/jobs", jobs.submit),
+    ("GET", "/v1/jobs", jobs.list_jobs),
+    ("GET", "/v1/jobs/{job_id}", jobs.get),
+    ("DELETE", "/v1/jobs/{job_id}", jobs.cancel),
     ("GET", "/healthz", health.healthz),
     ("GET", "/readyz", health.readyz),
     ("GET", "/metrics", health.metrics),
@@ -76,7 +81,8 @@ def _load(svc: Service, backend: Backend | None) -> Embedder:
     return embedder
 
 
-def create_app(settings: Settings, backend: Backend | None = None) -> web.Application:
+def create_app(settings: Settings, backend: Backend | None = None,
+               spark_factory: Callable[[], Any] | None = None) -> web.Application:
     svc = Service(settings)
     middlewares = [metrics_middleware, error_middleware]
     keys = settings.api_key_list()
@@ -122,5 +128,20 @@ def create_app(settings: Settings, backend: Backend | None = None) -> web.Applic
         if svc.embedder is not None:
             svc.embedder.close()
 
+    async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+        from sqlembed.jobs.runner import JobRunner
+        from sqlembed.jobs.store import JobStore
+
+        store = JobStore(settings.state_dir)
+        interrupted = store.fail_interrupted()
+        if interrupted:
+            log.warning("%d job(s) were interrupted by a restart and are marked failed", interrupted)
+        runner = JobRunner(settings, store, spark_factory)
+        app[jobs.JOBS] = runner
+        yield
+        await asyncio.to_thread(runner.close)
+        store.close()
+
     app.cleanup_ctx.append(engine_ctx)
+    app.cleanup_ctx.append(jobs_ctx)
     return app

@@ -104,6 +104,30 @@ _SQLSERVER_RESP = {
 }
 
 
+_JOB_REQ = {
+    "type": "object",
+    "required": ["db", "table", "key", "text", "vector"],
+    "properties": {
+        "db": {"type": "string", "minLength": 1, "description": "a name from SQLEMBED_DATABASES"},
+        "table": {"type": "string", "minLength": 1}, "key": {"type": "string", "minLength": 1},
+        "text": {"type": "string", "minLength": 1}, "vector": {"type": "string", "minLength": 1},
+        "where": {"type": "string"}, "target_table": {"type": "string"},
+        "batch_rows": {"type": "integer", "minimum": 1, "maximum": 100000},
+    },
+}
+_JOB = {
+    "type": "object",
+    "required": ["id", "state"],
+    "properties": {
+        "id": {"type": "string"},
+        "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+        "rows_total": {"type": "integer"}, "rows_done": {"type": "integer"}, "rows_failed": {"type": "integer"},
+        "rows_per_s": {"type": "number"}, "started": {"type": ["string", "null"]},
+        "finished": {"type": ["string", "null"]}, "last_error": {"type": ["string", "null"]},
+    },
+}
+
+
 def _openai_op(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
@@ -169,6 +193,19 @@ def build_spec() -> dict[str, Any]:
                 "requestBody": {"required": True, **_json(_SQLSERVER_REQ)},
                 "responses": {"200": {"description": "vectors and per-row errors", **_json(_SQLSERVER_RESP)},
                               **_errors(_OPENAI_ERROR, *_EMBED_ERRORS)}}},
+            "/v1/jobs": {
+                "post": {"summary": "submit a bulk embedding job (202 at once; poll GET /v1/jobs/{job_id})",
+                         "requestBody": {"required": True, **_json(_JOB_REQ)},
+                         "responses": {"202": {"description": "accepted", **_json(_JOB)},
+                                       **_errors(_OPENAI_ERROR, 400, 401, 413, 415, 503)}},
+                "get": {"summary": "recent jobs", "responses": {
+                    "200": {"description": "jobs", **_json({"type": "object"})}, **_errors(_OPENAI_ERROR, 401)}}},
+            "/v1/jobs/{job_id}": {
+                "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "get": {"summary": "job state and progress", "responses": {
+                    "200": {"description": "job", **_json(_JOB)}, **_errors(_OPENAI_ERROR, 401, 404)}},
+                "delete": {"summary": "cancel (the Spark job group)", "responses": {
+                    "200": {"description": "job", **_json(_JOB)}, **_errors(_OPENAI_ERROR, 401, 404)}}},
             "/healthz": {"get": {"summary": "liveness", "security": [{}], "responses": plain}},
             "/readyz": {"get": {
                 "summary": "readiness: model loaded and warmed", "security": [{}],

@@ -1,0 +1,1 @@
+"""Bulk jobs: the job record, a durable SQLite store, and the runner that drives Spark."""

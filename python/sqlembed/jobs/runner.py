@@ -1,0 +1,126 @@
+"""Runs bulk jobs one after another on the process's long-lived SparkSession (created on first use)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from sqlembed.db.tables import TableSpec
+from sqlembed.errors import InvalidInput
+from sqlembed.jobs.store import FINAL, Job, JobStore, now
+from sqlembed.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner:
+    def __init__(self, settings: Settings, store: JobStore, spark_factory: Callable[[], Any] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self._spark_factory = spark_factory
+        self._spark: Any = None
+        self._spark_lock = threading.Lock()
+        # Spark spreads one job over the cluster; running jobs one at a time keeps their
+        # progress and cancellation simple and the database's write load bounded.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlembed-job")
+        self._futures: dict[str, Future[None]] = {}
+        self._cancelled: set[str] = set()
+
+    def spark(self) -> Any:
+        with self._spark_lock:
+            if self._spark is None:
+                if self._spark_factory is not None:
+                    self._spark = self._spark_factory()
+                else:
+                    from sqlembed.spark.session import build_session, spark_conf
+
+                    s = self.settings
+                    self._spark = build_session(spark_conf(s.spark_master, gpu=s.spark_gpu,
+                                                           task_gpu_amount=s.spark_task_gpu_amount))
+            return self._spark
+
+    def submit(self, request: dict[str, Any]) -> Job:
+        url = self.settings.database_urls().get(request["db"])
+        if url is None:
+            raise InvalidInput(f"unknown database {request['db']!r}; configured names: "
+                               f"{', '.join(sorted(self.settings.database_urls())) or 'none (set SQLEMBED_DATABASES)'}",
+                               param="db")
+        spec = TableSpec(url, request["table"], request["key"], request["text"], request["vector"],
+                         request.get("where"), request.get("target_table"))
+        spec.validate_shape()
+        job = self.store.create(request)
+        self._futures[job.id] = self._pool.submit(self._run, job.id, spec)
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job.state in FINAL:
+            return job
+        self._cancelled.add(job_id)
+        if job.state == "queued":
+            job.state, job.finished, job.last_error = "cancelled", now(), "cancelled before it started"
+            self.store.save(job)
+            return job
+        if self._spark is not None:
+            self._spark.sparkContext.cancelJobGroup(job_id)
+        return job
+
+    def _run(self, job_id: str, spec: TableSpec) -> None:
+        from sqlembed.spark.job import Progress, config_from, run
+
+        job = self.store.get(job_id)
+        if job_id in self._cancelled or job.state != "queued":
+            return
+        job.state, job.started = "running", now()
+        self.store.save(job)
+
+        def on_progress(p: Progress) -> None:
+            job.rows_done, job.rows_failed, job.rows_per_s = p.rows_done, p.rows_failed, round(p.rows_per_s, 2)
+            job.rows_total = p.rows_total
+            if job.state == "running":
+                self.store.save(job)
+
+        s = self.settings
+        faults = os.environ.get("SQLEMBED_TEST_FAULTS") == "1"
+        cfg = config_from(spec, model_dir=str(s.model_dir), model_id=s.served_model_id(),
+                          batch_rows=int(job.request.get("batch_rows") or s.job_batch_rows), threads=1,
+                          fail_slice_first_attempt=job.request.get("fail_slice_first_attempt") if faults else None,
+                          fault_marker=job.request.get("fault_marker") if faults else None)
+        try:
+            result = run(self.spark(), cfg, job_group=job_id, on_progress=on_progress)
+            job.rows_total, job.rows_done, job.rows_failed = result.rows_read, result.rows_embedded, result.rows_failed
+            job.rows_per_s = round(result.rows_embedded / result.seconds, 2) if result.seconds else 0.0
+            job.gpus = result.gpus
+            job.state = "succeeded"
+        except Exception as exc:
+            if job_id in self._cancelled:
+                job.state, job.last_error = "cancelled", "cancelled while running; rows written so far are kept"
+            else:
+                job.state = "failed"
+                # Spark wraps executor errors in pages of JVM text: keep the Python message.
+                text = str(exc)
+                job.last_error = text.splitlines()[0][:2000] if text else type(exc).__name__
+                for line in text.splitlines():
+                    if "Error:" in line or "Exception:" in line:
+                        job.last_error = line.strip()[:2000]
+                log.error("job %s failed: %s", job_id, job.last_error)
+        job.finished = now()
+        self.store.save(job)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        fut = self._futures.get(job_id)
+        if fut is not None:
+            fut.result(timeout=timeout)
+        return self.store.get(job_id)
+
+    def close(self) -> None:
+        for job_id, fut in self._futures.items():
+            if not fut.done():
+                self.cancel(job_id)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._spark is not None:
+            self._spark.stop()

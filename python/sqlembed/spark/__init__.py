@@ -1,0 +1,1 @@
+"""Spark side of bulk jobs: session factory, per-partition embedding, the job driver."""
