@@ -10,13 +10,14 @@ PIP_FLAGS ?= --quiet --disable-pip-version-check
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test test-fast lint fmt typecheck bench clean help
+.PHONY: run test test-fast lint fmt typecheck bench bench-bulk clean help
 
 help:
 	@echo "make run        set up .venv, build the default model if missing, serve on http://127.0.0.1:8888"
 	@echo "make test       set up .venv with .[dev] and run the test suite"
 	@echo "make lint       ruff + mypy"
 	@echo "make bench      throughput benchmark (minutes; never in CI)"
+	@echo "make bench-bulk Spark bulk benchmark, 20,000 rows (minutes; never in CI)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,9 @@ fmt: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/throughput.py
+
+bench-bulk: $(VENV)/.dev-installed
+	$(BIN)/python bench/bulk.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

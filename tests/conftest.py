@@ -30,8 +30,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def base_settings(model_dir: Path) -> Settings:
-    return Settings(model_dir=model_dir, api_keys="", strict_model=False, threads=2)
+def base_settings(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(model_dir=model_dir, api_keys="", strict_model=False, threads=2, databases="{}",
+                    state_dir=tmp_path_factory.mktemp("state"))
 
 
 @pytest.fixture(scope="session")

@@ -122,5 +122,6 @@ class JobRunner:
             if not fut.done():
                 self.cancel(job_id)
         self._pool.shutdown(wait=True, cancel_futures=True)
-        if self._spark is not None:
+        # A session handed in by a factory belongs to the caller; only our own is stopped.
+        if self._spark is not None and self._spark_factory is None:
             self._spark.stop()

@@ -1,0 +1,72 @@
+"""Bulk benchmark: N rows through the Spark job on local[2] into SQLite vs the in-process engine
+on the same texts, in one run. Prints rows/s and the ratio (target >= 0.85x)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from sqlembed.benchmark.corpus import paragraphs
+
+
+def texts_for(rows: int) -> list[str]:
+    base = paragraphs()
+    # Cycle the real paragraphs; the row number keeps every text distinct.
+    return [f"{base[i % len(base)]} (row {i})" for i in range(rows)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench/bulk.py", description=__doc__)
+    p.add_argument("--rows", type=int, default=20_000)
+    p.add_argument("--spark", default="local[2]")
+    p.add_argument("--model-dir", help="model store (default: a temporary one, model built first)")
+    p.add_argument("--batch-rows", type=int, default=512)
+    args = p.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sqlembed.db.tables import TableSpec
+    from sqlembed.engine.build import build_model
+    from sqlembed.engine.embedder import load_embedder
+    from sqlembed.engine.store import ModelStore
+    from sqlembed.spark.job import config_from, run
+    from sqlembed.spark.session import build_session, spark_conf
+
+    model_dir = Path(args.model_dir or tempfile.mkdtemp(prefix="sqlembed-bulk-"))
+    store = ModelStore(model_dir)
+    manifest = build_model(store, precision="fp32")
+    texts = texts_for(args.rows)
+
+    emb = load_embedder(store.path(manifest.id), manifest, threads=os.cpu_count() or 1)
+    emb.embed(texts[:64])
+    t0 = time.perf_counter()
+    emb.embed(texts)
+    engine_s = time.perf_counter() - t0
+    print(f"in-process engine: {args.rows} rows in {engine_s:.1f}s = {args.rows / engine_s:.1f} rows/s", flush=True)
+
+    db = Path(tempfile.mkdtemp(prefix="sqlembed-bulk-db-")) / "bulk.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT, embedding TEXT)")
+    conn.executemany("INSERT INTO docs (id, body) VALUES (?, ?)", list(enumerate(texts, start=1)))
+    conn.commit()
+    conn.close()
+    t0 = time.perf_counter()
+    spark = build_session(spark_conf(args.spark, gpu=False))
+    session_s = time.perf_counter() - t0
+    cfg = config_from(TableSpec(f"sqlite:///{db}", "docs", "id", "body", "embedding"), model_dir=str(model_dir),
+                      model_id=manifest.id, batch_rows=args.batch_rows, threads=1)
+    result = run(spark, cfg)
+    spark.stop()
+    job_s = result.seconds
+    assert result.rows_embedded == args.rows, result
+    print(f"spark job ({args.spark}, SQLite): {result.rows_embedded} rows in {job_s:.1f}s = "
+          f"{result.rows_embedded / job_s:.1f} rows/s (+{session_s:.1f}s to start the session)")
+    print(f"ratio job / engine: {engine_s / job_s:.2f}x   including session start: "
+          f"{engine_s / (job_s + session_s):.2f}x   (target >= 0.85x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
