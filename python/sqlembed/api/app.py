@@ -39,6 +39,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/v1/jobs", jobs.list_jobs),
     ("GET", "/v1/jobs/{job_id}", jobs.get),
     ("DELETE", "/v1/jobs/{job_id}", jobs.cancel),
+    ("GET", "/v1/scale", jobs.scale),
     ("GET", "/healthz", health.healthz),
     ("GET", "/readyz", health.readyz),
     ("GET", "/metrics", health.metrics),

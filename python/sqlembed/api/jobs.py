@@ -67,3 +67,11 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 async def cancel(request: web.Request) -> web.Response:
     return json_response(_runner(request).cancel(request.match_info["job_id"]).public())
+
+
+async def scale(request: web.Request) -> web.Response:
+    """Scale signal for the GPU workers (a KEDA metrics-api rule reads workers_wanted; docs/deploy.md)."""
+    svc = request.app[SERVICE]
+    backlog = sum(1 for j in _runner(request).store.list(limit=1000) if j.state in ("queued", "running"))
+    wanted = svc.settings.scale_max_workers if backlog else 0
+    return json_response({"backlog_jobs": backlog, "workers_wanted": wanted})

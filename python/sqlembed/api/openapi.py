@@ -206,6 +206,10 @@ def build_spec() -> dict[str, Any]:
                     "200": {"description": "job", **_json(_JOB)}, **_errors(_OPENAI_ERROR, 401, 404)}},
                 "delete": {"summary": "cancel (the Spark job group)", "responses": {
                     "200": {"description": "job", **_json(_JOB)}, **_errors(_OPENAI_ERROR, 401, 404)}}},
+            "/v1/scale": {"get": {"summary": "scale signal for GPU workers (KEDA metrics-api)", "responses": {
+                "200": {"description": "backlog", **_json({"type": "object", "properties": {
+                    "backlog_jobs": {"type": "integer"}, "workers_wanted": {"type": "integer"}}})},
+                **_errors(_OPENAI_ERROR, 401)}}},
             "/healthz": {"get": {"summary": "liveness", "security": [{}], "responses": plain}},
             "/readyz": {"get": {
                 "summary": "readiness: model loaded and warmed", "security": [{}],

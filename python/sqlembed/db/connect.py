@@ -28,7 +28,7 @@ def odbc_string(dsn: str) -> str:
         from sqlalchemy.engine import make_url
     except ImportError as e:
         raise BackendUnavailable("mssql+pyodbc:// URLs need the mssql extra: pip install 'sqlembed[mssql]'") from e
-    args, _ = MSDialect_pyodbc().create_connect_args(make_url(dsn))  # type: ignore[no-untyped-call]
+    args, _ = MSDialect_pyodbc().create_connect_args(make_url(dsn))
     return str(args[0])
 
 

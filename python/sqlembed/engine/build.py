@@ -85,7 +85,7 @@ def _export_fp32(transformer_dir: Path, out: Path) -> tuple[tuple[str, ...], str
     if "token_type_ids" in inspect.signature(model.forward).parameters:
         names.append("token_type_ids")
 
-    class Wrapper(torch.nn.Module):
+    class Wrapper(torch.nn.Module):  # type: ignore[misc]  # torch is not analysed (pyproject)
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner
