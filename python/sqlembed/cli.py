@@ -53,7 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sqlembed.api.app import create_app
 
     settings = _settings(args, host=args.host, port=args.port, model=args.model, precision=args.precision,
-                         tls_cert=args.tls_cert, tls_key=args.tls_key)
+                         tls_cert=args.tls_cert, tls_key=args.tls_key, backend=args.backend)
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise SqlembedError("--tls-cert and --tls-key go together")
     _ensure_model(settings)
@@ -77,6 +77,19 @@ def cmd_model_build(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.backend == "tensorrt":
+        # fp16 lives in the engine (built from the fp32 ONNX export); the ONNX model stays fp32.
+        if args.precision not in ("fp16", "fp32"):
+            raise SqlembedError("TensorRT engines are built in fp16 from the fp32 export: use --precision fp16")
+        from sqlembed.engine.tensorrt_gpu import build_engine
+
+        store = ModelStore(settings.model_dir)
+        m = build_model(store, source=args.source, precision="fp32", name=args.name, force=args.force)
+        path = build_engine(store.path(m.id), m)
+        print(f"{m.id}\tTensorRT engine {path}")
+        return 0
+    if args.precision == "fp16":
+        raise SqlembedError("--precision fp16 is for TensorRT engines: add --backend tensorrt")
     m = build_model(ModelStore(settings.model_dir), source=args.source, precision=args.precision,
                     name=args.name, force=args.force)
     print(f"{m.id}\t{m.dimensions} dims\tmax {m.max_seq_length} tokens\t{m.pooling}"
@@ -241,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int)
     s.add_argument("--model", help=f"model name (default {DEFAULT_MODEL})")
     s.add_argument("--precision", choices=["fp32", "int8"])
+    s.add_argument("--backend", choices=["auto", "onnx-cpu", "torch", "tensorrt"],
+                   help="inference backend (default $SQLEMBED_BACKEND or auto)")
     s.add_argument("--tls-cert")
     s.add_argument("--tls-key")
     s.set_defaults(func=cmd_serve)
@@ -248,7 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("model", help="build and list models").add_subparsers(dest="model_cmd", required=True)
     b = m.add_parser("build", help="export a sentence-transformers model to ONNX")
     b.add_argument("--source", help="model directory or Hugging Face id (default: bundled all-MiniLM-L6-v2)")
-    b.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    b.add_argument("--precision", choices=["fp32", "int8", "fp16"], default="fp32",
+                   help="fp32 (default) or int8 ONNX; fp16 with --backend tensorrt")
+    b.add_argument("--backend", choices=["onnx", "tensorrt"], default="onnx",
+                   help="tensorrt: also build a TensorRT engine for this GPU (needs the gpu extra)")
     b.add_argument("--name", help="model name (default: from the source)")
     b.add_argument("--force", action="store_true", help="rebuild even if present")
     b.set_defaults(func=cmd_model_build)

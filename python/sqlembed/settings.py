@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # ONNX Runtime worker threads spin between operators: faster, but burns CPU the event loop needs.
     spin: bool = True
     threads: int = Field(0, ge=0, description="inference threads; 0 = all cores")
+    # auto: TensorRT if installed with an engine for this GPU, else torch CUDA, else ONNX Runtime CPU.
+    backend: Literal["auto", "onnx-cpu", "torch", "tensorrt"] = "auto"
+    cuda_device: str | None = None
     retry_after_s: int = Field(1, ge=1)
 
     log_level: str = "INFO"

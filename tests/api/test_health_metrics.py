@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def test_healthz_and_readyz(base_url: str) -> None:
     assert httpx.get(base_url + "/healthz").json() == {"status": "ok"}
     r = httpx.get(base_url + "/readyz").json()
-    assert r == {"status": "ready", "model": "all-minilm-l6-v2-fp32"}
+    assert r == {"status": "ready", "model": "all-minilm-l6-v2-fp32", "backend": "onnx-cpu"}
 
 
 def test_readyz_waits_for_warmup(base_settings: Settings) -> None:

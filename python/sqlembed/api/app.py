@@ -74,7 +74,8 @@ def _load(svc: Service, backend: Backend | None) -> Embedder:
     mid = model_id(s.model, s.precision)
     manifest = store.get(mid)
     embedder = load_embedder(
-        store.path(mid), manifest, backend=backend or "auto", threads=s.effective_threads(), spin=s.spin,
+        store.path(mid), manifest, backend=backend or s.backend, threads=s.effective_threads(), spin=s.spin,
+        device=s.cuda_device, build_on_start=s.build_on_start,
         max_batch_items=s.max_batch_items, max_batch_tokens=s.max_batch_tokens,
     )
     embedder.warmup()

@@ -15,7 +15,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     if svc.ready and svc.manifest is not None:
-        return json_response({"status": "ready", "model": svc.manifest.id})
+        backend = svc.embedder.backend.name if svc.embedder is not None else None
+        return json_response({"status": "ready", "model": svc.manifest.id, "backend": backend})
     if svc.load_error is not None:
         return json_response({"status": "failed", "error": svc.load_error}, status=503)
     resp = json_response({"status": "loading"}, status=503)

@@ -52,6 +52,10 @@ class Embedder:
         for row, (tokens, n) in enumerate(zip(batch, lengths, strict=True)):
             ids[row, :n] = tokens
             mask[row, :n] = 1
+        pooled_on_device = getattr(self.backend, "forward_pooled", None)
+        if pooled_on_device is not None:
+            # GPU backends pool and normalize on the device: only [B, H] crosses back.
+            return np.asarray(pooled_on_device(ids, mask), dtype=np.float32)
         hidden = self.backend.forward(ids, mask)
         pooled = pool(hidden, mask, self.manifest.pooling)
         return l2_normalize(pooled) if self.manifest.normalize else pooled
@@ -80,16 +84,19 @@ def load_embedder(
     model_dir: Path,
     manifest: Manifest,
     *,
-    backend: str | Backend = "auto",
+    backend: str | Backend = "onnx-cpu",
     threads: int,
     spin: bool = True,
     max_batch_items: int = 32,
     max_batch_tokens: int = 4096,
+    device: str | None = None,
+    build_on_start: bool = False,
 ) -> Embedder:
     if isinstance(backend, str):
         from sqlembed.engine.registry import create_backend
 
-        backend = create_backend(backend, model_dir, threads=threads, spin=spin)
+        backend = create_backend(backend, model_dir, threads=threads, spin=spin, manifest=manifest, device=device,
+                                 build_on_start=build_on_start)
     return Embedder.load(
         model_dir, manifest, backend, max_batch_items=max_batch_items, max_batch_tokens=max_batch_tokens
     )

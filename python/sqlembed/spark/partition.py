@@ -37,16 +37,18 @@ class PartitionConfig:
     # attempt fails after its first chunk, and a file that records it.
     fail_slice_first_attempt: int | None = None
     fault_marker: str | None = None
+    backend: str = "auto"
 
 
-def engine(model_dir: str, model_id: str, threads: int) -> Any:
+def engine(model_dir: str, model_id: str, threads: int, backend: str = "auto", device: str | None = None) -> Any:
     cache_key = (model_dir, model_id)
     if cache_key not in _ENGINES:
         from sqlembed.engine.embedder import load_embedder
         from sqlembed.engine.store import ModelStore
 
         store = ModelStore(Path(model_dir))
-        _ENGINES[cache_key] = load_embedder(store.path(model_id), store.get(model_id), threads=threads, spin=True)
+        _ENGINES[cache_key] = load_embedder(store.path(model_id), store.get(model_id), threads=threads, spin=True,
+                                            backend=backend, device=device)
     return _ENGINES[cache_key]
 
 
@@ -69,9 +71,8 @@ def embed_slices(batches: Iterator[Any], cfg: PartitionConfig) -> Iterator[Any]:
 
     gpu = task_gpu()
     if gpu is not None:
-        # GPU backends (issue 7) read this; the CPU engine ignores it.
         os.environ["SQLEMBED_CUDA_DEVICE"] = gpu
-    emb = engine(cfg.model_dir, cfg.model_id, cfg.threads)
+    emb = engine(cfg.model_dir, cfg.model_id, cfg.threads, cfg.backend, gpu)
     access = TableAccess(TableSpec(cfg.url, cfg.table, cfg.key, cfg.text, cfg.vector, cfg.where, cfg.target_table))
     ctx = TaskContext.get()
     for frame in batches:

@@ -1,0 +1,28 @@
+"""The torch backend's code path on the CPU (fp32): same model load, on-device pooling and
+normalization as on CUDA, checked against the ONNX export. tests/gpu runs it in fp16 on a GPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sqlembed.engine.embedder import load_embedder
+from sqlembed.engine.store import ModelStore
+from tests.support.texts import varied_texts
+
+pytestmark = pytest.mark.slow
+
+
+def test_torch_cpu_matches_onnx(model_dir: Path) -> None:
+    store = ModelStore(model_dir)
+    m = store.get("all-minilm-l6-v2-fp32")
+    texts = varied_texts()[::5]
+    onnx = load_embedder(store.path(m.id), m, threads=2, backend="onnx-cpu").embed(texts)
+    torch_emb = load_embedder(store.path(m.id), m, threads=2, backend="torch", device="cpu")
+    assert torch_emb.backend.name == "torch-cpu"
+    ours = torch_emb.embed(texts)
+    cos = (ours * onnx).sum(axis=1)
+    assert cos.min() >= 0.99999
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
