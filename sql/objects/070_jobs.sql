@@ -39,24 +39,40 @@ BEGIN
     RETURN 0;
 END;
 GO
+-- One job's resource on the service: validates the id, calls it, records the answer.
+CREATE OR ALTER PROCEDURE sqlembed.job_request
+    @job_id   nvarchar(64),
+    @method   nvarchar(6),
+    @response nvarchar(max) = NULL OUTPUT,
+    @error    nvarchar(max) = NULL OUTPUT
+AS
+BEGIN
+    SET NOCOUNT ON;
+    DECLARE @rc int, @path nvarchar(200) = N'/v1/jobs/' + @job_id;
+    IF @job_id IS NULL OR @job_id LIKE N'%[^0-9A-Za-z_-]%'
+    BEGIN
+        SET @error = JSON_OBJECT('source': 'sqlembed.job_request', 'code': 400, 'message': 'invalid @job_id');
+        RETURN 400;
+    END;
+    EXEC @rc = sqlembed.invoke @path = @path, @method = @method, @response = @response OUTPUT, @error = @error OUTPUT;
+    IF @rc <> 0
+        RETURN @rc;
+    UPDATE sqlembed.jobs SET state = ISNULL(JSON_VALUE(@response, '$.result.state'), state),
+                             last_status = JSON_QUERY(@response, '$.result'), updated_at = SYSUTCDATETIME()
+    WHERE job_id = @job_id;
+    RETURN 0;
+END;
+GO
 CREATE OR ALTER PROCEDURE sqlembed.job_status
     @job_id nvarchar(64),
     @error  nvarchar(max) = NULL OUTPUT
 AS
 BEGIN
     SET NOCOUNT ON;
-    DECLARE @response nvarchar(max), @rc int, @path nvarchar(200) = N'/v1/jobs/' + @job_id;
-    IF @job_id IS NULL OR @job_id LIKE N'%[^0-9A-Za-z_-]%'
-    BEGIN
-        SET @error = JSON_OBJECT('source': 'sqlembed.job_status', 'code': 400, 'message': 'invalid @job_id');
-        RETURN 400;
-    END;
-    EXEC @rc = sqlembed.invoke @path = @path, @method = N'GET', @response = @response OUTPUT, @error = @error OUTPUT;
+    DECLARE @response nvarchar(max), @rc int;
+    EXEC @rc = sqlembed.job_request @job_id = @job_id, @method = N'GET', @response = @response OUTPUT, @error = @error OUTPUT;
     IF @rc <> 0
         RETURN @rc;
-    UPDATE sqlembed.jobs SET state = JSON_VALUE(@response, '$.result.state'), last_status = JSON_QUERY(@response, '$.result'),
-                             updated_at = SYSUTCDATETIME()
-    WHERE job_id = @job_id;
     SELECT j.id AS job_id, j.state, j.rows_total, j.rows_done, j.rows_failed, j.rows_per_s, j.started, j.finished, j.last_error
     FROM OPENJSON(@response, '$.result') WITH (
         id nvarchar(64), state nvarchar(20), rows_total bigint, rows_done bigint, rows_failed bigint,
@@ -70,18 +86,9 @@ CREATE OR ALTER PROCEDURE sqlembed.cancel_job
 AS
 BEGIN
     SET NOCOUNT ON;
-    DECLARE @response nvarchar(max), @rc int, @path nvarchar(200) = N'/v1/jobs/' + @job_id;
-    IF @job_id IS NULL OR @job_id LIKE N'%[^0-9A-Za-z_-]%'
-    BEGIN
-        SET @error = JSON_OBJECT('source': 'sqlembed.cancel_job', 'code': 400, 'message': 'invalid @job_id');
-        RETURN 400;
-    END;
-    EXEC @rc = sqlembed.invoke @path = @path, @method = N'DELETE', @response = @response OUTPUT, @error = @error OUTPUT;
-    IF @rc <> 0
-        RETURN @rc;
-    UPDATE sqlembed.jobs SET state = ISNULL(JSON_VALUE(@response, '$.result.state'), N'cancelled'),
-                             last_status = JSON_QUERY(@response, '$.result'), updated_at = SYSUTCDATETIME()
-    WHERE job_id = @job_id;
-    RETURN 0;
+    DECLARE @response nvarchar(max);
+    DECLARE @rc int;
+    EXEC @rc = sqlembed.job_request @job_id = @job_id, @method = N'DELETE', @response = @response OUTPUT, @error = @error OUTPUT;
+    RETURN @rc;
 END;
 GO

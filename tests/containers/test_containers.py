@@ -18,7 +18,7 @@ ROOT = Path(__file__).parents[2]
 C = ROOT / "containers"
 # Variables that scripts read themselves (documented in containers/README.md), not service settings.
 SCRIPT_VARS = {"SQLEMBED_ENTRYPOINT_DRY_RUN", "SQLEMBED_SWITCH_NO_RESTART", "SQLEMBED_START_SPARK_MASTER",
-               "SQLEMBED_GPU_ADDRESSES", "SQLEMBED_STACK_DIR", "SQLEMBED_API_KEY"}
+               "SQLEMBED_GPU_ADDRESSES", "SQLEMBED_STACK_DIR", "SQLEMBED_API_KEY", "SQLEMBED_MSSQL_PORT"}
 
 
 def _run(script: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

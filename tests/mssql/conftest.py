@@ -1,6 +1,7 @@
-"""SQL Server 2025 for the mssql suite: pytest-docker where a Docker engine runs, or an existing
-server named by SQLEMBED_TEST_MSSQL_DSN (an ODBC connection string); otherwise every test skips
-with the reason. The sqlembed service runs here over TLS with a certificate SQL Server trusts."""
+"""SQL Server 2025 for the mssql suite: the `mssql` service of containers/compose.yaml (the local
+stack's own file) through pytest-docker where a Docker engine runs, or an existing server named by
+SQLEMBED_TEST_MSSQL_DSN (an ODBC connection string); otherwise every test skips with the reason.
+The sqlembed service runs here over TLS with a certificate SQL Server trusts."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from sqlembed.tls import write_selfsigned
 from tests.support.server import ServerThread, with_settings
 
 HERE = Path(__file__).parent
+COMPOSE = HERE.parents[1] / "containers" / "compose.yaml"
 CAPTURED = HERE / "captured"
 API_KEY = "mssql-suite-" + secrets.token_hex(8)
 
@@ -53,9 +55,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
 def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("mssql-tls")
+    # The compose file mounts <stack dir>/tls/ca.crt into SQL Server's trusted CAs.
+    out = tmp_path_factory.mktemp("mssql-stack") / "tls"
     write_selfsigned(out, ["host.docker.internal", "localhost"], ["127.0.0.1"])
     return out
 
@@ -91,7 +102,13 @@ def service(base_settings: Settings, tls_dir: Path, captured_requests: list[dict
 
 @pytest.fixture(scope="session")
 def docker_compose_file() -> str:
-    return str(HERE / "compose.yaml")
+    return str(COMPOSE)
+
+
+@pytest.fixture(scope="session")
+def docker_setup() -> list[str]:
+    # Only SQL Server: the service under test runs in this process, where requests can be captured.
+    return ["up --build -d mssql"]
 
 
 @pytest.fixture(scope="session")
@@ -101,8 +118,10 @@ def mssql_dsn(request: pytest.FixtureRequest, tls_dir: Path) -> str:
     if dsn:
         return dsn
     password = "Sq1!" + secrets.token_urlsafe(16)
-    os.environ["SQLEMBED_TEST_SA_PASSWORD"] = password
-    os.environ["SQLEMBED_TEST_CA_DIR"] = str(tls_dir)
+    os.environ["MSSQL_SA_PASSWORD"] = password
+    os.environ["SQLEMBED_API_KEYS"] = API_KEY  # compose checks every service's variables
+    os.environ["SQLEMBED_STACK_DIR"] = str(tls_dir.parent)
+    os.environ["SQLEMBED_MSSQL_PORT"] = str(_free_port())
     docker_ip = request.getfixturevalue("docker_ip")
     services = request.getfixturevalue("docker_services")
     port = services.port_for("mssql", 1433)

@@ -108,3 +108,37 @@ def test_requests_sql_server_sent_are_captured(database: Any, captured_requests:
     body = json.loads(req["body"])
     assert req["method"] == "POST" and body["input"] in ("capture me", ["capture me"])
     assert req["headers"].get("api-key") == "<redacted>"
+
+
+@pytest.mark.spark
+def test_bulk_job_writes_vectors_into_sql_server(database: Any, mssql_dsn: str, service: ServerThread) -> None:
+    """The Spark job's SQL Server writer: staging + set-based UPDATE/MERGE, shared state with embed_rows."""
+    pytest.importorskip("pyspark", reason="needs the spark extra")
+    from urllib.parse import quote_plus
+
+    from sqlembed.db.tables import TableSpec
+    from sqlembed.spark.job import config_from, run
+    from sqlembed.spark.session import build_session, spark_conf
+
+    texts = paragraphs(300)
+    database.execute("DROP TABLE IF EXISTS dbo.bulk; CREATE TABLE dbo.bulk (id int NOT NULL PRIMARY KEY, "
+                     "body nvarchar(max) NULL, embedding VECTOR(384) NULL)")
+    cur = database.cursor()
+    cur.executemany("INSERT dbo.bulk (id, body) VALUES (?, ?)", list(enumerate(texts, start=1)))
+    dbname = _scalar(database, "SELECT DB_NAME()")
+    url = "mssql+pyodbc:///?odbc_connect=" + quote_plus(f"{mssql_dsn};Database={dbname}")
+    spark = build_session(spark_conf("local[2]", gpu=False))
+    try:
+        cfg = config_from(TableSpec(url, "dbo.bulk", "id", "body", "embedding"),
+                          model_dir=str(service.settings.model_dir), model_id=service.settings.served_model_id(),
+                          batch_rows=128, threads=1)
+        assert run(spark, cfg).rows_embedded == 300
+        assert run(spark, cfg).rows_embedded == 0, "a re-run writes nothing"
+    finally:
+        spark.stop()
+    # embed_rows sees the same state (same content hash): nothing left for it to do.
+    row = database.execute("EXEC sqlembed.embed_rows N'dbo.bulk', N'id', N'body', N'embedding'").fetchone()
+    assert row.rows_embedded == 0
+    got = json.loads(_scalar(database, "SELECT CAST(embedding AS nvarchar(max)) FROM dbo.bulk WHERE id = 5"))
+    ref = _service_vectors(service, [texts[4]])[0]
+    assert float(np.asarray(got, dtype=np.float32) @ ref) >= 0.9999

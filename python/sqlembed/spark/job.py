@@ -5,7 +5,6 @@ Entry point for spark-submit: ``python -m sqlembed.spark.job`` (reads settings, 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -45,7 +44,7 @@ class JobResult:
 
 def run(spark: Any, cfg: PartitionConfig, *, slices: int | None = None, job_group: str | None = None,
         on_progress: Callable[[Progress], None] | None = None) -> JobResult:
-    access = TableAccess(TableSpec(cfg.url, cfg.table, cfg.key, cfg.text, cfg.vector, cfg.where, cfg.target_table))
+    access = TableAccess(cfg.spec)
     access.check()
     sc = spark.sparkContext
     parallelism = sc.defaultParallelism
@@ -59,7 +58,7 @@ def run(spark: Any, cfg: PartitionConfig, *, slices: int | None = None, job_grou
     df = spark.createDataFrame(rows, f"slice int, lo {key_type}, hi {key_type}").repartition(len(rows), "slice")
     out = df.mapInPandas(lambda it: embed_slices(it, cfg), STATS_SCHEMA)
     if job_group:
-        sc.setJobGroup(job_group, f"sqlembed {cfg.table}", interruptOnCancel=True)
+        sc.setJobGroup(job_group, f"sqlembed {cfg.spec.table}", interruptOnCancel=True)
     stop = threading.Event()
 
     def watch() -> None:
@@ -100,6 +99,5 @@ def run(spark: Any, cfg: PartitionConfig, *, slices: int | None = None, job_grou
 
 def config_from(spec: TableSpec, *, model_dir: str, model_id: str, batch_rows: int, threads: int,
                 fail_slice_first_attempt: int | None = None, fault_marker: str | None = None) -> PartitionConfig:
-    return PartitionConfig(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)},
-                           model_dir=model_dir, model_id=model_id, batch_rows=batch_rows, threads=threads,
+    return PartitionConfig(spec=spec, model_dir=model_dir, model_id=model_id, batch_rows=batch_rows, threads=threads,
                            fail_slice_first_attempt=fail_slice_first_attempt, fault_marker=fault_marker)

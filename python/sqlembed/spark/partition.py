@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlembed.db.tables import TableSpec
+
 log = logging.getLogger(__name__)
 
 _ENGINES: dict[tuple[str, str], Any] = {}
@@ -22,13 +24,7 @@ STATS_SCHEMA = "slice int, rows_read long, embedded long, failed long, seconds d
 
 @dataclass(frozen=True)
 class PartitionConfig:
-    url: str
-    table: str
-    key: str
-    text: str
-    vector: str
-    where: str | None
-    target_table: str | None
+    spec: TableSpec
     model_dir: str
     model_id: str
     batch_rows: int
@@ -67,13 +63,13 @@ def embed_slices(batches: Iterator[Any], cfg: PartitionConfig) -> Iterator[Any]:
     import pandas as pd
     from pyspark import TaskContext
 
-    from sqlembed.db.tables import TableAccess, TableSpec
+    from sqlembed.db.tables import TableAccess
 
     gpu = task_gpu()
     if gpu is not None:
         os.environ["SQLEMBED_CUDA_DEVICE"] = gpu
     emb = engine(cfg.model_dir, cfg.model_id, cfg.threads, cfg.backend, gpu)
-    access = TableAccess(TableSpec(cfg.url, cfg.table, cfg.key, cfg.text, cfg.vector, cfg.where, cfg.target_table))
+    access = TableAccess(cfg.spec)
     ctx = TaskContext.get()
     for frame in batches:
         for sl, lo, hi in frame.itertuples(index=False):
