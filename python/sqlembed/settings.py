@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     spark_gpu: bool = False
     spark_task_gpu_amount: float = Field(1.0, gt=0, le=1)
     job_batch_rows: int = Field(512, ge=1, le=100_000)
+    # Configurable adapters: a JSON list of {"name", "path", "texts", "ids"?, "response"} (docs/formats.md).
+    custom_formats: str = "[]"
     # GPU workers wanted while bulk jobs are queued or running (read by the KEDA rule via /v1/scale).
     scale_max_workers: int = Field(1, ge=0, le=100)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sqlembed.api import health, jobs, ollama, openai, openapi, sqlserver
+from sqlembed.api import custom, health, jobs, ollama, openai, openapi, sqlserver
 from sqlembed.api.auth import make_auth_middleware
 from sqlembed.api.errors import Handler, error_middleware
 from sqlembed.api.state import SERVICE, Service
@@ -83,6 +83,22 @@ def _load(svc: Service, backend: Backend | None) -> Embedder:
     return embedder
 
 
+def _custom_formats(settings: Settings) -> list[custom.CustomFormat]:
+    import json
+
+    try:
+        raw = json.loads(settings.custom_formats or "[]")
+        formats = [custom.CustomFormat.from_config(r) for r in raw]
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"SQLEMBED_CUSTOM_FORMATS is not valid: {exc}") from exc
+    taken = {p for _, p, _ in ROUTES}
+    for f in formats:
+        if f.path in taken:
+            raise ValueError(f"SQLEMBED_CUSTOM_FORMATS: {f.path} is already a route")
+        taken.add(f.path)
+    return formats
+
+
 def create_app(settings: Settings, backend: Backend | None = None,
                spark_factory: Callable[[], Any] | None = None) -> web.Application:
     svc = Service(settings)
@@ -92,6 +108,8 @@ def create_app(settings: Settings, backend: Backend | None = None,
         middlewares.append(make_auth_middleware(keys))
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[SERVICE] = svc
+    for fmt in _custom_formats(settings):
+        app.router.add_post(fmt.path, custom.make_handler(fmt))
     for method, path, handler in ROUTES:
         if method == "GET":
             app.router.add_get(path, handler)  # also answers HEAD (contract E3: HEAD /api/version)

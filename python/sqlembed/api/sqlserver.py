@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from sqlembed.api.embed import embed_texts
@@ -31,7 +32,7 @@ def _row_error(row: Any) -> str | None:
     return None
 
 
-async def embed(request: web.Request) -> web.Response:
+async def embed(request: web.Request) -> web.StreamResponse:
     svc = request.app[SERVICE]
     body = await read_json(request, svc.settings.max_body_bytes)
     log_unknown_keys(body, _KEYS, "/v1/sqlserver/embed")
@@ -63,6 +64,8 @@ async def embed(request: web.Request) -> web.Response:
         texts.append(row["text"])
     _, _, manifest = svc.engine()
     dims = dimensions or manifest.dimensions
+    if "application/x-ndjson" in request.headers.get("Accept", ""):
+        return await _stream(request, good_ids, texts, errors, dimensions)
     if not texts:
         return json_response({"model": model, "model_id": manifest.id, "dimensions": dims,
                               "embeddings": [], "errors": errors,
@@ -77,3 +80,30 @@ async def embed(request: web.Request) -> web.Response:
         "errors": errors,
         "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens},
     })
+
+
+# Rows per chunk when streaming: small enough that the first lines leave early, large enough
+# that the batcher still forms full batches.
+STREAM_CHUNK = 128
+
+
+async def _stream(request: web.Request, ids: list[Any], texts: list[str], errors: list[dict[str, Any]],
+                  dimensions: int | None) -> web.StreamResponse:
+    """NDJSON for external clients (Accept: application/x-ndjson): one line per row as its chunk
+    finishes, bad rows first, then {"done": true, ...}. SQL Server gets one JSON body instead."""
+    svc = request.app[SERVICE]
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await resp.prepare(request)
+    for e in errors:
+        await resp.write(orjson.dumps(e) + b"\n")
+    tokens = 0
+    for start in range(0, len(texts), STREAM_CHUNK):
+        result = await embed_texts(svc, texts[start : start + STREAM_CHUNK], dimensions=dimensions)
+        tokens += result.tokens
+        lines = [orjson.dumps({"id": ids[start + i], "embedding": v}, option=orjson.OPT_SERIALIZE_NUMPY)
+                 for i, v in enumerate(result.vectors)]
+        await resp.write(b"\n".join(lines) + b"\n")
+    await resp.write(orjson.dumps({"done": True, "embedded": len(texts), "failed": len(errors),
+                                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}) + b"\n")
+    await resp.write_eof()
+    return resp
