@@ -30,10 +30,10 @@ def _settings(args: argparse.Namespace, **fields: Any) -> Settings:
 
 
 def _ensure_model(settings: Settings) -> None:
-    from sqlembed.engine.store import ModelStore, model_id
+    from sqlembed.engine.store import ModelStore
 
     store = ModelStore(settings.model_dir)
-    mid = model_id(settings.model, settings.precision)
+    mid = settings.served_model_id()
     if store.exists(mid):
         return
     if not (settings.build_on_start and settings.model == DEFAULT_MODEL):

@@ -18,7 +18,7 @@ from sqlembed.api.state import SERVICE, Service
 from sqlembed.engine.backend import Backend
 from sqlembed.engine.batcher import Batcher
 from sqlembed.engine.embedder import Embedder, load_embedder
-from sqlembed.engine.store import ModelStore, model_id
+from sqlembed.engine.store import ModelStore
 from sqlembed.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 def _load(svc: Service, backend: Backend | None) -> Embedder:
     s = svc.settings
     store = ModelStore(s.model_dir)
-    mid = model_id(s.model, s.precision)
+    mid = s.served_model_id()
     manifest = store.get(mid)
     embedder = load_embedder(
         store.path(mid), manifest, backend=backend or s.backend, threads=s.effective_threads(), spin=s.spin,

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sqlembed.api.state import Service
-from sqlembed.engine.pooling import truncate_dimensions
+from sqlembed.engine.pooling import check_dimensions, truncate_dimensions
 
 # Tokenizing a few texts inline is cheaper than a thread hop; big requests go to a thread so
 # the event loop keeps answering other clients.
@@ -26,9 +26,7 @@ async def embed_texts(
     service: Service, texts: list[str], *, truncate: bool = True, dimensions: int | None = None
 ) -> EmbedResult:
     embedder, batcher, manifest = service.engine()
-    if dimensions is not None:
-        # Reject before doing the work.
-        truncate_dimensions(np.zeros((1, manifest.dimensions), np.float32), dimensions)
+    check_dimensions(manifest.dimensions, dimensions)  # reject before doing the work
     if len(texts) <= _INLINE_TOKENIZE_TEXTS:
         encoded = embedder.tokenize(texts, truncate=truncate)
     else:

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from sqlembed.api.request import read_json
 from sqlembed.api.responses import json_response
-from sqlembed.api.state import SERVICE, Service
+from sqlembed.api.state import SERVICE
 from sqlembed.errors import InvalidInput, NotReady
 from sqlembed.jobs.runner import JobRunner
 
@@ -24,7 +24,7 @@ def _runner(request: web.Request) -> JobRunner:
     return runner
 
 
-def parse_job(body: dict[str, Any], svc: Service) -> dict[str, Any]:
+def parse_job(body: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in _REQUIRED:
         v = body.get(key)
@@ -51,9 +51,8 @@ def parse_job(body: dict[str, Any], svc: Service) -> dict[str, Any]:
 
 
 async def submit(request: web.Request) -> web.Response:
-    svc = request.app[SERVICE]
-    body = await read_json(request, svc.settings.max_body_bytes)
-    job = _runner(request).submit(parse_job(body, svc))
+    body = await read_json(request, request.app[SERVICE].settings.max_body_bytes)
+    job = _runner(request).submit(parse_job(body))
     return json_response(job.public(), status=202)
 
 

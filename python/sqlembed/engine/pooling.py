@@ -41,14 +41,19 @@ def l2_normalize(x: F32) -> F32:
     return np.asarray(x / norms, dtype=np.float32)
 
 
-def truncate_dimensions(vectors: F32, dimensions: int | None, *, normalize: bool = True) -> F32:
-    """Keep the first ``dimensions`` components and re-normalize (Matryoshka-style truncation)."""
-    if dimensions is None or dimensions == vectors.shape[1]:
-        return vectors
-    if dimensions > vectors.shape[1]:
+def check_dimensions(model_dimensions: int, dimensions: int | None) -> None:
+    """A request may ask for fewer dimensions than the model has, never more."""
+    if dimensions is not None and dimensions > model_dimensions:
         raise UnprocessableInput(
-            f"dimensions={dimensions} is larger than the model's {vectors.shape[1]} dimensions",
+            f"dimensions={dimensions} is larger than the model's {model_dimensions} dimensions",
             param="dimensions",
         )
+
+
+def truncate_dimensions(vectors: F32, dimensions: int | None, *, normalize: bool = True) -> F32:
+    """Keep the first ``dimensions`` components and re-normalize (Matryoshka-style truncation)."""
+    check_dimensions(vectors.shape[1], dimensions)
+    if dimensions is None or dimensions == vectors.shape[1]:
+        return vectors
     out = np.ascontiguousarray(vectors[:, :dimensions])
     return l2_normalize(out) if normalize else out
