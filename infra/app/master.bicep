@@ -1,5 +1,5 @@
 // The master: Spark master + the sqlembed service on 8888 (external HTTPS ingress; TLS terminates
-// at the Container Apps edge), Spark's 7077/8080 on internal TCP port mappings. Exactly one replica.
+// at the Container Apps edge), Spark's 7077/8080 and online dispatch's 7079 on internal TCP port mappings. Exactly one replica.
 param name string
 param location string
 param tags object = {}
@@ -30,6 +30,8 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
         allowInsecure: false
         additionalPortMappings: [
           { external: false, targetPort: 7077, exposedPort: 7077 }
+          // Executor tasks connect back here for online batches (SQLEMBED_PLACEMENT=auto).
+          { external: false, targetPort: 7079, exposedPort: 7079 }
           { external: false, targetPort: 8080, exposedPort: 8080 }
         ]
       }
@@ -54,6 +56,10 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
             { name: 'SQLEMBED_SPARK_MASTER', value: 'spark://127.0.0.1:7077' }
             { name: 'SQLEMBED_SPARK_GPU', value: 'true' }
             { name: 'SQLEMBED_SCALE_MAX_WORKERS', value: string(maxGpuWorkers) }
+            { name: 'SQLEMBED_PLACEMENT', value: 'auto' }
+            { name: 'SQLEMBED_DISPATCH_HOST', value: name }
+            // One online task and one bulk task share each worker's A100.
+            { name: 'SQLEMBED_SPARK_TASK_GPU_AMOUNT', value: '0.5' }
           ]
           volumeMounts: [ { volumeName: 'data', mountPath: '/data' } ]
           probes: [

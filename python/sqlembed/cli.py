@@ -53,7 +53,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sqlembed.api.app import create_app
 
     settings = _settings(args, host=args.host, port=args.port, model=args.model, precision=args.precision,
-                         tls_cert=args.tls_cert, tls_key=args.tls_key, backend=args.backend)
+                         tls_cert=args.tls_cert, tls_key=args.tls_key, backend=args.backend,
+                         placement=args.placement, spark_master=args.spark_master)
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise SqlembedError("--tls-cert and --tls-key go together")
     _ensure_model(settings)
@@ -256,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--precision", choices=["fp32", "int8"])
     s.add_argument("--backend", choices=["auto", "onnx-cpu", "torch", "tensorrt"],
                    help="inference backend (default $SQLEMBED_BACKEND or auto)")
+    s.add_argument("--placement", choices=["local", "spark", "auto"],
+                   help="where online batches run: local engine, Spark executors, or executors when any "
+                        "is up (default $SQLEMBED_PLACEMENT or local)")
+    s.add_argument("--spark-master", help="Spark master URL for --placement spark|auto and bulk jobs")
     s.add_argument("--tls-cert")
     s.add_argument("--tls-key")
     s.set_defaults(func=cmd_serve)

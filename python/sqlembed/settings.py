@@ -68,6 +68,23 @@ class Settings(BaseSettings):
     custom_formats: str = "[]"
     # GPU workers wanted while bulk jobs are queued or running (read by the KEDA rule via /v1/scale).
     scale_max_workers: int = Field(1, ge=0, le=100)
+    # Online requests within this many seconds keep one GPU worker wanted (placement spark|auto).
+    scale_idle_s: float = Field(300.0, ge=0)
+
+    # Where online batches run (spark/dispatch.py): local engine, Spark executors, or executors
+    # when any is connected and the local engine otherwise.
+    placement: Literal["local", "spark", "auto"] = "local"
+    # Address executors connect back to for online batches; default: spark.driver.host, any free port.
+    dispatch_host: str | None = None
+    dispatch_port: int = Field(0, ge=0, le=65535)
+    # A batch not answered by its executor within this time is retried on the local engine.
+    dispatch_timeout_s: float = Field(10.0, gt=0)
+    # placement=spark: how long a text waits for an executor before 503 (SQL Server waits 30 s, contract A7).
+    dispatch_wait_s: float = Field(20.0, gt=0)
+    # Online batches in flight at once (one per connected executor task, plus the local fallback).
+    dispatch_concurrency: int = Field(16, ge=1, le=1024)
+    # GPU share of the long-running online task, so bulk tasks (spark_task_gpu_amount) fit beside it.
+    spark_online_gpu_amount: float = Field(0.5, gt=0, le=1)
 
     @field_validator("model_aliases")
     @classmethod

@@ -18,8 +18,10 @@ from sqlembed.api.state import SERVICE, Service
 from sqlembed.engine.backend import Backend
 from sqlembed.engine.batcher import Batcher
 from sqlembed.engine.embedder import Embedder, load_embedder
+from sqlembed.engine.placement import LocalPlacement, Placement
 from sqlembed.engine.store import ModelStore
 from sqlembed.settings import Settings
+from sqlembed.spark.session import SessionHolder, spark_conf
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,24 @@ def _load(svc: Service, backend: Backend | None) -> Embedder:
     return embedder
 
 
+def _placement(svc: Service, embedder: Embedder, session: SessionHolder) -> Placement:
+    s = svc.settings
+    if s.placement == "local":
+        return LocalPlacement(embedder)
+    from sqlembed.spark.dispatch import SparkPlacement
+
+    m = svc.metrics
+    placement = SparkPlacement(
+        mode=s.placement, local=embedder, session=session, model_dir=str(s.model_dir),
+        model_id=s.served_model_id(), backend=s.backend, executor_threads=s.threads, require_gpu=s.spark_gpu,
+        online_gpu_amount=s.spark_online_gpu_amount, bind_host=s.dispatch_host, bind_port=s.dispatch_port,
+        timeout_s=s.dispatch_timeout_s, wait_limit_s=s.dispatch_wait_s, concurrency=s.dispatch_concurrency,
+        on_overhead=m.dispatch_overhead.observe, on_workers=m.spark_workers.set,
+    )
+    placement.start()
+    return placement
+
+
 def _custom_formats(settings: Settings) -> list[custom.CustomFormat]:
     import json
 
@@ -102,6 +122,10 @@ def _custom_formats(settings: Settings) -> list[custom.CustomFormat]:
 def create_app(settings: Settings, backend: Backend | None = None,
                spark_factory: Callable[[], Any] | None = None) -> web.Application:
     svc = Service(settings)
+    session = SessionHolder(
+        spark_conf(settings.spark_master, gpu=settings.spark_gpu, task_gpu_amount=settings.spark_task_gpu_amount),
+        spark_factory,
+    )
     middlewares = [metrics_middleware, error_middleware]
     keys = settings.api_key_list()
     if keys:
@@ -125,11 +149,13 @@ def create_app(settings: Settings, backend: Backend | None = None,
                 svc.load_error = f"{type(exc).__name__}: {exc}"
                 log.error("model load failed: %s", svc.load_error)
                 return
+            placement = _placement(svc, embedder, session)
+            svc.placement = placement
             batcher = Batcher(
                 embedder, max_batch_items=settings.max_batch_items, max_batch_tokens=settings.max_batch_tokens,
                 max_queue_texts=settings.max_queue_texts, max_wait_ms=settings.max_wait_ms,
                 max_padding_share=settings.max_padding_share,
-                retry_after_s=settings.retry_after_s, observer=svc.metrics.observe_batch,
+                retry_after_s=settings.retry_after_s, observer=svc.metrics.observe_batch, placement=placement,
             )
             batcher.start()
             svc.metrics.track_queue(lambda: batcher.queued_texts)
@@ -145,6 +171,8 @@ def create_app(settings: Settings, backend: Backend | None = None,
             await task
         if svc.batcher is not None:
             await asyncio.to_thread(svc.batcher.close)
+        if svc.placement is not None:
+            await asyncio.to_thread(svc.placement.close)
         if svc.embedder is not None:
             svc.embedder.close()
 
@@ -156,12 +184,18 @@ def create_app(settings: Settings, backend: Backend | None = None,
         interrupted = store.fail_interrupted()
         if interrupted:
             log.warning("%d job(s) were interrupted by a restart and are marked failed", interrupted)
-        runner = JobRunner(settings, store, spark_factory)
+        runner = JobRunner(settings, store, session)
         app[jobs.JOBS] = runner
         yield
         await asyncio.to_thread(runner.close)
         store.close()
 
+    async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+        yield
+        # Registered first, so it runs last: after online dispatch and bulk jobs let go of it.
+        await asyncio.to_thread(session.close)
+
+    app.cleanup_ctx.append(session_ctx)
     app.cleanup_ctx.append(engine_ctx)
     app.cleanup_ctx.append(jobs_ctx)
     return app

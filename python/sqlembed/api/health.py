@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from sqlembed.api.responses import json_response
@@ -16,7 +18,18 @@ async def readyz(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     if svc.ready and svc.manifest is not None:
         backend = svc.embedder.backend.name if svc.embedder is not None else None
-        return json_response({"status": "ready", "model": svc.manifest.id, "backend": backend})
+        body: dict[str, Any] = {"status": "ready", "model": svc.manifest.id, "backend": backend}
+        if svc.placement is not None and svc.batcher is not None:
+            placement = svc.placement.describe()
+            placement["batches"] = dict(svc.batcher.served)
+            body["placement"] = placement
+            if placement["active"] == "waiting for executors":
+                # placement=spark with no executor: requests would only wait, so send them elsewhere.
+                body["status"] = "waiting for executors"
+                resp = json_response(body, status=503)
+                resp.headers["Retry-After"] = "5"
+                return resp
+        return json_response(body)
     if svc.load_error is not None:
         return json_response({"status": "failed", "error": svc.load_error}, status=503)
     resp = json_response({"status": "loading"}, status=503)

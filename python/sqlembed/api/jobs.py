@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from sqlembed.api.responses import json_response
 from sqlembed.api.state import SERVICE
 from sqlembed.errors import InvalidInput, NotReady
 from sqlembed.jobs.runner import JobRunner
+from sqlembed.settings import Settings
 
 JOBS = web.AppKey("jobs", JobRunner)
 _REQUIRED = ("db", "table", "key", "text", "vector")
@@ -68,9 +70,32 @@ async def cancel(request: web.Request) -> web.Response:
     return json_response(_runner(request).cancel(request.match_info["job_id"]).public())
 
 
+def workers_wanted(settings: Settings, backlog_jobs: int, last_request: float, queued_texts: int,
+                   now: float) -> int:
+    """GPU workers the deployment should run (KEDA reads this through /v1/scale).
+
+    Bulk jobs queued or running want every worker allowed. With placement spark|auto, online
+    traffic within ``scale_idle_s`` wants one worker (the first request of a cold start is served
+    locally meanwhile), and a queue past a quarter of its limit wants them all.
+    """
+    if backlog_jobs:
+        return settings.scale_max_workers
+    if settings.placement == "local" or now - last_request > settings.scale_idle_s:
+        return 0
+    if queued_texts > settings.max_queue_texts // 4:
+        return settings.scale_max_workers
+    return min(1, settings.scale_max_workers)
+
+
 async def scale(request: web.Request) -> web.Response:
     """Scale signal for the GPU workers (a KEDA metrics-api rule reads workers_wanted; docs/deploy.md)."""
     svc = request.app[SERVICE]
     backlog = sum(1 for j in _runner(request).store.list(limit=1000) if j.state in ("queued", "running"))
-    wanted = svc.settings.scale_max_workers if backlog else 0
-    return json_response({"backlog_jobs": backlog, "workers_wanted": wanted})
+    batcher = svc.batcher
+    last = batcher.last_request if batcher is not None else 0.0
+    queued = batcher.queued_texts if batcher is not None else 0
+    wanted = workers_wanted(svc.settings, backlog, last, queued, time.time())
+    workers = svc.placement.describe().get("workers", []) if svc.placement is not None else []
+    return json_response({"backlog_jobs": backlog, "workers_wanted": wanted, "placement": svc.settings.placement,
+                          "online_idle_s": round(time.time() - last, 1) if last else None,
+                          "queued_texts": queued, "connected_workers": len(workers)})

@@ -32,8 +32,24 @@ class Metrics:
         self.texts = Counter("sqlembed_texts", "texts embedded", registry=r)
         self.queue_depth = Gauge("sqlembed_queue_depth", "texts accepted and not yet answered", registry=r)
         self.rejected = Counter("sqlembed_rejected", "requests refused because the queue was full", registry=r)
+        self.placement_batches = Counter(
+            "sqlembed_placement_batches", "online batches by where they ran (local, spark, fallback)",
+            ["placement"], registry=r,
+        )
+        self.placement_texts = Counter(
+            "sqlembed_placement_texts", "online texts by where they ran", ["placement"], registry=r
+        )
+        self.dispatch_overhead = Histogram(
+            "sqlembed_dispatch_overhead_seconds", "round trip to a Spark executor minus its compute time",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0), registry=r,
+        )
+        self.spark_workers = Gauge(
+            "sqlembed_spark_workers", "executor tasks connected for online batches", registry=r
+        )
 
-    def observe_batch(self, texts: int, tokens: int, padded: int, seconds: float) -> None:
+    def observe_batch(self, texts: int, tokens: int, padded: int, seconds: float, placement: str = "local") -> None:
+        self.placement_batches.labels(placement).inc()
+        self.placement_texts.labels(placement).inc(texts)
         self.batch_size.observe(texts)
         self.batch_seconds.observe(seconds)
         self.tokens.inc(tokens)

@@ -10,6 +10,7 @@ from aiohttp import web
 from sqlembed.api.metrics import Metrics
 from sqlembed.engine.batcher import Batcher
 from sqlembed.engine.embedder import Embedder
+from sqlembed.engine.placement import Placement
 from sqlembed.engine.store import Manifest
 from sqlembed.errors import ModelNotFound, NotReady
 from sqlembed.settings import Settings
@@ -24,6 +25,7 @@ class Service:
     manifest: Manifest | None = None
     embedder: Embedder | None = None
     batcher: Batcher | None = None
+    placement: Placement | None = None
     load_error: str | None = None
     _warned_models: set[str] = field(default_factory=set)
 

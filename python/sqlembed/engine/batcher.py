@@ -6,6 +6,10 @@ accepting requests into a bounded pool. Each batch is seeded from the requests i
 order (so a 2,000-text request cannot starve a single-text one) and filled with pending texts of
 similar length (so padding stays small). Taking a batch at a time, instead of everything pending,
 keeps the engine busy while answered clients send their next request.
+
+Where a batch runs is the placement's business (engine/placement.py): a worker thread first
+leases a free slot, then forms the batch, so batches are formed as late as possible (and so as
+full as possible) and there are never more batches in flight than slots.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import contextlib
 import itertools
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,12 +27,13 @@ import numpy as np
 import numpy.typing as npt
 
 from sqlembed.engine.embedder import Embedder
+from sqlembed.engine.placement import Lease, LocalPlacement, Placement
 from sqlembed.engine.tokenizer import TokenIds
 from sqlembed.errors import NotReady, Overloaded
 
 F32 = npt.NDArray[np.float32]
-BatchObserver = Callable[[int, int, int, float], None]
-"""Called after each batch with (texts, real tokens, padded tokens, seconds)."""
+BatchObserver = Callable[[int, int, int, float, str], None]
+"""Called after each batch with (texts, real tokens, padded tokens, seconds, placement label)."""
 
 
 class _Request:
@@ -74,8 +79,10 @@ class Batcher:
         max_padding_share: float = 0.15,
         retry_after_s: int = 1,
         observer: BatchObserver | None = None,
+        placement: Placement | None = None,
     ) -> None:
         self.embedder = embedder
+        self.placement: Placement = placement or LocalPlacement(embedder)
         self.max_batch_items = max_batch_items
         self.max_batch_tokens = max_batch_tokens
         self.max_queue_texts = max_queue_texts
@@ -89,7 +96,11 @@ class Batcher:
         self._queued = 0
         self._seq = itertools.count()
         self._closed = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self.last_request = 0.0
+        """Wall-clock time of the latest online request (the scale signal's demand)."""
+        self.served: Counter[str] = Counter()
+        """Batches by the placement that ran them."""
 
     @property
     def queued_texts(self) -> int:
@@ -97,15 +108,17 @@ class Batcher:
         return self._queued
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="sqlembed-batcher", daemon=True)
-        self._thread.start()
+        for i in range(max(1, self.placement.concurrency)):
+            t = threading.Thread(target=self._run, name=f"sqlembed-batcher-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        for t in self._threads:
+            t.join(timeout=30)
 
     async def embed(self, encoded: Sequence[TokenIds]) -> F32:
         n = len(encoded)
@@ -113,6 +126,7 @@ class Batcher:
             return np.empty((0, self.embedder.dimensions), dtype=np.float32)
         req = _Request(asyncio.get_running_loop(), n, self.embedder.dimensions)
         now = time.monotonic()
+        self.last_request = time.time()
         with self._cond:
             if self._closed:
                 raise NotReady("the service is shutting down")
@@ -195,37 +209,71 @@ class Batcher:
                     self._cond.wait()
                 if self._closed and not self._pending:
                     return
+            lease = self.placement.acquire(timeout=0.2)
+            if lease is None:
+                self._expire()
+                continue
+            with self._cond:
+                if not self._pending:
+                    lease.release()
+                    continue
                 if len(self._pending) < self.max_batch_items and self.max_wait_s > 0:
                     # Bounded wait for company: a burst of single-text calls fills one batch.
                     deadline = min(it.enqueued for it in self._pending) + self.max_wait_s
                     remaining = deadline - time.monotonic()
                     if remaining > 0:
                         self._cond.wait(remaining)
-                batch = self._take()
-            if batch:
-                self._execute(batch)
+                batch = self._take() if self._pending else []
+            try:
+                if batch:
+                    self._execute(batch, lease)
+            finally:
+                lease.release()
 
-    def _execute(self, batch: list[_Item]) -> None:
+    def _expire(self) -> None:
+        """Refuse texts that waited longer than the placement allows for a slot (no worker up)."""
+        limit = self.placement.wait_limit_s
+        if limit is None:
+            return
+        cutoff = time.monotonic() - limit
+        with self._cond:
+            stale = {it.req for it in self._pending if it.enqueued < cutoff}
+            if not stale:
+                return
+            keep = [it for it in self._pending if it.req not in stale]
+            self._queued -= len(self._pending) - len(keep)
+            self._pending = keep
+        error = NotReady(f"no embedding worker became available within {limit:g} s; retry later")
+        for req in stale:
+            req.error = error
+            with contextlib.suppress(RuntimeError):
+                req.loop.call_soon_threadsafe(_resolve, req)
+
+    def _execute(self, batch: list[_Item], lease: Lease) -> None:
         t0 = time.perf_counter()
         error: BaseException | None = None
         vectors: F32 | None = None
+        label = "local"
         try:
-            vectors = self.embedder.embed_tokens([it.ids for it in batch])
+            vectors, label = lease.run([it.ids for it in batch])
         except Exception as e:  # delivered to every request in the batch
             error = e
         elapsed = time.perf_counter() - t0
         done: set[_Request] = set()
-        for row, it in enumerate(batch):
-            req = it.req
-            if error is not None:
-                req.error = error
-            elif vectors is not None:
-                req.out[it.pos] = vectors[row]
-            req.remaining -= 1
-            if req.remaining == 0 or error is not None:
-                done.add(req)
+        # Under the lock: with several slots, two batches of one request can finish at once.
         with self._cond:
+            for row, it in enumerate(batch):
+                req = it.req
+                if error is not None:
+                    req.error = error
+                elif vectors is not None:
+                    req.out[it.pos] = vectors[row]
+                req.remaining -= 1
+                if req.remaining == 0 or error is not None:
+                    done.add(req)
             self._queued -= len(batch)
+            if error is None:
+                self.served[label] += 1
             if error is not None:
                 # A failed request must not keep its other texts in the pool.
                 keep = [it for it in self._pending if it.req not in done]
@@ -237,4 +285,4 @@ class Batcher:
         if self.observer is not None:
             tokens = sum(it.length for it in batch)
             padded = len(batch) * max(it.length for it in batch)
-            self.observer(len(batch), tokens, padded, elapsed)
+            self.observer(len(batch), tokens, padded, elapsed, label)

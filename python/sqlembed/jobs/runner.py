@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -13,17 +11,16 @@ from sqlembed.db.tables import TableSpec
 from sqlembed.errors import InvalidInput
 from sqlembed.jobs.store import FINAL, Job, JobStore, now
 from sqlembed.settings import Settings
+from sqlembed.spark.session import SessionHolder
 
 log = logging.getLogger(__name__)
 
 
 class JobRunner:
-    def __init__(self, settings: Settings, store: JobStore, spark_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(self, settings: Settings, store: JobStore, session: SessionHolder) -> None:
         self.settings = settings
         self.store = store
-        self._spark_factory = spark_factory
-        self._spark: Any = None
-        self._spark_lock = threading.Lock()
+        self._session = session
         # Spark spreads one job over the cluster; running jobs one at a time keeps their
         # progress and cancellation simple and the database's write load bounded.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlembed-job")
@@ -31,17 +28,7 @@ class JobRunner:
         self._cancelled: set[str] = set()
 
     def spark(self) -> Any:
-        with self._spark_lock:
-            if self._spark is None:
-                if self._spark_factory is not None:
-                    self._spark = self._spark_factory()
-                else:
-                    from sqlembed.spark.session import build_session, spark_conf
-
-                    s = self.settings
-                    self._spark = build_session(spark_conf(s.spark_master, gpu=s.spark_gpu,
-                                                           task_gpu_amount=s.spark_task_gpu_amount))
-            return self._spark
+        return self._session.get()
 
     def submit(self, request: dict[str, Any]) -> Job:
         url = self.settings.database_urls().get(request["db"])
@@ -65,8 +52,9 @@ class JobRunner:
             job.state, job.finished, job.last_error = "cancelled", now(), "cancelled before it started"
             self.store.save(job)
             return job
-        if self._spark is not None:
-            self._spark.sparkContext.cancelJobGroup(job_id)
+        spark = self._session.peek()
+        if spark is not None:
+            spark.sparkContext.cancelJobGroup(job_id)
         return job
 
     def _run(self, job_id: str, spec: TableSpec) -> None:
@@ -122,6 +110,3 @@ class JobRunner:
             if not fut.done():
                 self.cancel(job_id)
         self._pool.shutdown(wait=True, cancel_futures=True)
-        # A session handed in by a factory belongs to the caller; only our own is stopped.
-        if self._spark is not None and self._spark_factory is None:
-            self._spark.stop()

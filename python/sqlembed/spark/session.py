@@ -6,6 +6,8 @@ import logging
 import os
 import re
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ def spark_conf(master: str, *, gpu: bool, task_gpu_amount: float = 1.0,
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
         "spark.task.maxFailures": str(TASK_MAX_FAILURES),
+        # Online batches (spark/dispatch.py) run in their own pool so a bulk job cannot starve them.
+        "spark.scheduler.mode": "FAIR",
         # Executors run the same interpreter (and so the same sqlembed) as the driver unless
         # the cluster's images say otherwise through `extra`.
         "spark.pyspark.python": sys.executable,
@@ -55,3 +59,39 @@ def build_session(conf: dict[str, str]) -> Any:
     spark.sparkContext.setLogLevel("WARN")
     log.info("spark session on %s", conf["spark.master"])
     return spark
+
+
+class SessionHolder:
+    """The process's one SparkSession, built on first use and shared by bulk jobs and online dispatch.
+
+    A session handed in by ``factory`` belongs to the caller (tests); only one built here is stopped.
+    """
+
+    def __init__(self, conf: dict[str, str] | None = None, factory: Callable[[], Any] | None = None) -> None:
+        self._conf = conf
+        self._factory = factory
+        self._spark: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def started(self) -> bool:
+        return self._spark is not None
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._spark is None:
+                if self._factory is not None:
+                    self._spark = self._factory()
+                else:
+                    self._spark = build_session(self._conf or spark_conf("local[*]", gpu=False))
+            return self._spark
+
+    def peek(self) -> Any:
+        """The session if one exists, without building one."""
+        return self._spark
+
+    def close(self) -> None:
+        with self._lock:
+            if self._spark is not None and self._factory is None:
+                self._spark.stop()
+            self._spark = None
