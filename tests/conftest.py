@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,24 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from sqlembed.settings import Settings
+from tests.support import leaks
 from tests.support.server import ServerThread, running
+
+
+@pytest.fixture(scope="session", autouse=True)
+def capture_logs_for_leak_scan() -> Iterator[None]:
+    """Every in-process log line, at every level, goes to the leak scan (tests/zz_leaks)."""
+    import logging
+
+    handler = leaks.CaptureHandler(level=logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(min(old_level or logging.WARNING, logging.INFO))
+    yield
+    root.removeHandler(handler)
+    root.setLevel(old_level)
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +62,16 @@ def server(base_settings: Settings) -> Iterator[ServerThread]:
 @pytest.fixture(scope="session")
 def base_url(server: ServerThread) -> str:
     return server.url
+
+
+@pytest.fixture(scope="session")
+def spark_local(model_dir: Path) -> Iterator[Any]:
+    """One local[2] SparkSession for every test that needs Spark in-process (spark, hardening)."""
+    pytest.importorskip("pyspark", reason="needs the spark extra (pyspark)")
+    # Executor Python workers inherit the environment of the process that starts the JVM.
+    os.environ["SQLEMBED_TEST_FAULTS"] = "1"
+    from sqlembed.spark.session import build_session, spark_conf
+
+    spark = build_session(spark_conf("local[2]", gpu=False))
+    yield spark
+    spark.stop()

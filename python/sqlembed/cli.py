@@ -46,6 +46,33 @@ def _ensure_model(settings: Settings) -> None:
     log.info("built %s", mid)
 
 
+def _open_backend(settings: Settings) -> Any:
+    """Open the served model before the port opens: a missing or corrupt model is a clear error
+    naming the path and the rebuild command, and a non-zero exit, never a traceback."""
+    from sqlembed.engine.registry import create_backend
+    from sqlembed.engine.store import ModelStore
+
+    store = ModelStore(settings.model_dir)
+    mid = settings.served_model_id()
+    path = store.path(mid)
+    rebuild = f"sqlembed model build --precision {settings.precision} --force"
+    if settings.model != DEFAULT_MODEL:
+        rebuild += f" --source <{settings.model} directory> --name {settings.model}"
+    try:
+        manifest = store.get(mid)
+        if not (path / "tokenizer.json").is_file():
+            raise FileNotFoundError(f"{path / 'tokenizer.json'} is missing")
+        return create_backend(settings.backend, path, threads=settings.effective_threads(), spin=settings.spin,
+                              manifest=manifest, device=settings.cuda_device,
+                              build_on_start=settings.build_on_start)
+    except SqlembedError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise SqlembedError(f"model '{mid}' in {path} cannot be loaded ({type(exc).__name__}: {first}); "
+                            f"rebuild it: {rebuild}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -64,10 +91,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ssl_ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
     scheme = "https" if ssl_ctx else "http"
-    if not settings.api_key_list() and settings.host not in ("127.0.0.1", "localhost", "::1"):
+    keyless = not settings.api_key_list() and settings.api_keys_file is None
+    if keyless and settings.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s without API keys: set SQLEMBED_API_KEYS", settings.host)
     log.info("sqlembed %s on %s://%s:%d", __version__, scheme, settings.host, settings.port)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, ssl_context=ssl_ctx,
+    app = create_app(settings, backend=_open_backend(settings))
+    if settings.api_keys_file is not None:
+        from sqlembed.api.app import KEYS
+
+        async def on_sighup(app: web.Application) -> None:
+            import asyncio
+            import signal
+
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, app[KEYS].reload)
+
+        app.on_startup.append(on_sighup)
+    web.run_app(app, host=settings.host, port=settings.port, ssl_context=ssl_ctx,
                 access_log_class=AccessLogger, print=None)
     return 0
 
@@ -334,4 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except SqlembedError as exc:
         log.error("%s", exc.message)
+        return 2
+    except ValueError as exc:  # settings (pydantic) and configuration files: one clear line, no traceback
+        log.error("configuration error: %s", " ".join(str(exc).split())[:2000])
         return 2

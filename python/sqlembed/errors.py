@@ -58,3 +58,11 @@ class ModelBuildError(SqlembedError):
 
 class JobNotFound(SqlembedError):
     """No job with that id."""
+
+
+class StoreUnavailable(SqlembedError):
+    """The job store cannot be written (disk full, read-only, I/O error); online embedding is unaffected."""
+
+
+class DatabaseUnavailable(SqlembedError):
+    """A bulk job's database stayed unreachable (or locked) past the retry budget."""

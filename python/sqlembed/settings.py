@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     build_on_start: bool = True
 
     api_keys: SecretStr = SecretStr("")
+    # One key per line; re-read when it changes and on SIGHUP (rotation without a restart).
+    api_keys_file: Path | None = None
 
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -64,6 +66,8 @@ class Settings(BaseSettings):
     spark_gpu: bool = False
     spark_task_gpu_amount: float = Field(1.0, gt=0, le=1)
     job_batch_rows: int = Field(512, ge=1, le=100_000)
+    # A bulk job's task retries an unreachable or locked database (with backoff) this long, then fails.
+    db_retry_s: float = Field(60.0, ge=0)
     # Configurable adapters: a JSON list of {"name", "path", "texts", "ids"?, "response"} (docs/formats.md).
     custom_formats: str = "[]"
     # GPU workers wanted while bulk jobs are queued or running (read by the KEDA rule via /v1/scale).

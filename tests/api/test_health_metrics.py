@@ -14,7 +14,10 @@ pytestmark = pytest.mark.slow
 def test_healthz_and_readyz(base_url: str) -> None:
     assert httpx.get(base_url + "/healthz").json() == {"status": "ok"}
     r = httpx.get(base_url + "/readyz").json()
+    placement = r.pop("placement")
     assert r == {"status": "ready", "model": "all-minilm-l6-v2-fp32", "backend": "onnx-cpu"}
+    assert placement["mode"] == "local" and placement["active"] == "local"
+    assert set(placement["batches"]) <= {"local"}
 
 
 def test_readyz_waits_for_warmup(base_settings: Settings) -> None:

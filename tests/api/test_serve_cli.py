@@ -14,6 +14,8 @@ import ollama
 import openai
 import pytest
 
+from tests.support import leaks
+
 pytestmark = pytest.mark.slow
 
 
@@ -27,6 +29,7 @@ def test_serve_builds_default_model_on_first_start(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "SQLEMBED_MODEL_DIR": str(tmp_path / "models"), "HF_HUB_OFFLINE": "1",
            "SQLEMBED_API_KEYS": "cli-test-key"}
+    leaks.register("cli-test-key")
     log = tmp_path / "serve.log"
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "sqlembed", "serve", "--port", str(port)],

@@ -3,9 +3,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -38,10 +36,3 @@ def make_table(path: Path, texts: list[str | None], name: str = "docs") -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.fixture(scope="session")
-def spark_local(model_dir: Path) -> Iterator[Any]:
-    from sqlembed.spark.session import build_session, spark_conf
-
-    spark = build_session(spark_conf("local[2]", gpu=False))
-    yield spark
-    spark.stop()

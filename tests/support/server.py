@@ -17,6 +17,16 @@ from sqlembed.api.accesslog import AccessLogger
 from sqlembed.api.app import create_app
 from sqlembed.engine.backend import Backend
 from sqlembed.settings import Settings
+from tests.support import leaks
+
+
+@web.middleware
+async def _capture_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Error bodies go to the leak scan (tests/zz_leaks)."""
+    resp = await handler(request)
+    if resp.status >= 400 and isinstance(resp, web.Response) and resp.body is not None:
+        leaks.capture(bytes(resp.body).decode("utf-8", "replace"))  # type: ignore[arg-type]
+    return resp
 
 
 class ServerThread:
@@ -52,8 +62,13 @@ class ServerThread:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
+        for key in self.settings.api_key_list():
+            leaks.register(key)
+        for url in self.settings.database_urls().values():
+            leaks.register_url(url)
         self.app = create_app(self.settings, backend=self.backend, spark_factory=self.spark_factory)
         self.app.middlewares.extend(self.middlewares)  # test-only observers, e.g. request capture
+        self.app.middlewares.insert(0, _capture_errors)  # outermost: sees the formatted error bodies
         runner = web.AppRunner(self.app, access_log_class=AccessLogger)
         await runner.setup()
         site = web.TCPSite(runner, self.host, 0, ssl_context=self.ssl_context)

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from sqlembed.api import custom, health, jobs, ollama, openai, openapi, sqlserver
-from sqlembed.api.auth import make_auth_middleware
+from sqlembed.api.auth import KeyRing, make_auth_middleware
 from sqlembed.api.errors import Handler, error_middleware
 from sqlembed.api.state import SERVICE, Service
 from sqlembed.engine.backend import Backend
@@ -24,6 +24,8 @@ from sqlembed.settings import Settings
 from sqlembed.spark.session import SessionHolder, spark_conf
 
 log = logging.getLogger(__name__)
+
+KEYS = web.AppKey("keys", KeyRing)
 
 ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/api/embed", ollama.embed),
@@ -127,11 +129,12 @@ def create_app(settings: Settings, backend: Backend | None = None,
         spark_factory,
     )
     middlewares = [metrics_middleware, error_middleware]
-    keys = settings.api_key_list()
-    if keys:
-        middlewares.append(make_auth_middleware(keys))
+    ring = KeyRing(settings.api_key_list(), settings.api_keys_file)
+    if ring.enabled:
+        middlewares.append(make_auth_middleware(ring))
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[SERVICE] = svc
+    app[KEYS] = ring
     for fmt in _custom_formats(settings):
         app.router.add_post(fmt.path, custom.make_handler(fmt))
     for method, path, handler in ROUTES:

@@ -29,6 +29,8 @@ ERROR_TABLE: dict[type[e.SqlembedError], tuple[int, str, str]] = {
     e.Overloaded: (429, "rate_limit_error", "overloaded"),
     e.NotReady: (503, "server_error", "not_ready"),
     e.BackendUnavailable: (503, "server_error", "backend_unavailable"),
+    e.StoreUnavailable: (503, "server_error", "job_store_unavailable"),
+    e.DatabaseUnavailable: (503, "server_error", "database_unavailable"),
     e.ModelBuildError: (500, "server_error", "model_build_failed"),
 }
 

@@ -199,14 +199,14 @@ def render(files: list[SqlFile], values: Mapping[str, str], version: str) -> str
             continue
         name = f.name.replace("'", "''")
         out.append(
-            f"IF EXISTS (SELECT 1 FROM sqlembed.migrations WHERE name = N'{name}' AND checksum <> '{f.checksum}')\n"
+            f"IF EXISTS (SELECT 1 FROM sqlembed.migrations WHERE name = N'{name}' AND checksum <> '{f.checksum}')\n"  # nosec B608
             f"    THROW 50000, N'migration {name} was applied with different content; refusing to continue', 1;\nGO"
         )
         for b in batches:
-            out.append(f"IF NOT EXISTS (SELECT 1 FROM sqlembed.migrations WHERE name = N'{name}')\n"
+            out.append(f"IF NOT EXISTS (SELECT 1 FROM sqlembed.migrations WHERE name = N'{name}')\n"  # nosec B608
                        f"    EXEC ({_exec_literal(b)});\nGO")
         out.append(
-            f"IF NOT EXISTS (SELECT 1 FROM sqlembed.migrations WHERE name = N'{name}')\n"
+            f"IF NOT EXISTS (SELECT 1 FROM sqlembed.migrations WHERE name = N'{name}')\n"  # nosec B608
             f"    INSERT sqlembed.migrations (name, checksum, sqlembed_version) VALUES (N'{name}', '{f.checksum}', "
             f"N'{version}');\nGO"
         )

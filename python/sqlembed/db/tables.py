@@ -11,14 +11,19 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlembed.errors import InvalidInput
+from sqlembed.errors import DatabaseUnavailable, InvalidInput
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")  # fullmatch: "$" would accept a trailing newline
 SQLITE_STATE = "sqlembed_embedding_state"
 
 
@@ -50,7 +55,7 @@ class TableSpec:
     def validate_shape(self) -> None:
         parts = self.table.split(".")
         names = [*parts, self.key, self.text, self.vector, *(self.target_table.split(".") if self.target_table else [])]
-        if len(parts) > 2 or not all(_IDENT.match(n) for n in names):
+        if len(parts) > 2 or not all(_IDENT.fullmatch(n) for n in names):
             raise InvalidInput("table and column names must be plain identifiers (schema.table allowed)")
         if self.where is not None and re.search(r";|--|/\*", self.where):
             raise InvalidInput("'where' may not contain ';' or comments")
@@ -74,13 +79,16 @@ def engine_for(url: str) -> Any:
 class TableAccess:
     """Everything a job does to one table; one instance per process (driver or executor task)."""
 
-    def __init__(self, spec: TableSpec) -> None:
+    def __init__(self, spec: TableSpec, retry_s: float = 60.0) -> None:
         spec.validate_shape()
         self.spec = spec
+        self.retry_s = retry_s
         self.engine = engine_for(spec.url)
         self.dialect = self.engine.dialect.name
         if self.dialect not in ("sqlite", "mssql"):
             raise InvalidInput(f"databases of type {self.dialect!r} are not supported (sqlite, mssql)")
+        # Every identifier below is validated (TableSpec.validate_shape) and quoted by the dialect;
+        # every value is a bound parameter. That is why the f-string SQL here carries `nosec B608`.
         q = self.engine.dialect.identifier_preparer.quote
         schema, _, name = spec.table.rpartition(".")
         self.schema = schema or ("dbo" if self.dialect == "mssql" else None)
@@ -147,8 +155,44 @@ class TableAccess:
 
     # --- executor side -------------------------------------------------------------------------
 
+    def _retrying(self, what: str, fn: Callable[[], _T]) -> _T:
+        """Run ``fn`` (one transaction), retrying while the database is unreachable or locked.
+
+        Bounded: exponential backoff (0.5 s doubling to 8 s) for at most ``retry_s`` seconds, then
+        a clear error. A transaction either commits whole or not at all, so a retry never leaves
+        half a chunk written.
+        """
+        import sqlalchemy.exc
+
+        transient: tuple[type[BaseException], ...] = (sqlalchemy.exc.OperationalError,)
+        dbapi = getattr(self.engine.dialect, "dbapi", None)
+        if dbapi is not None and hasattr(dbapi, "OperationalError"):
+            transient += (dbapi.OperationalError,)
+        deadline = time.monotonic() + self.retry_s
+        delay = 0.5
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return fn()
+            except transient as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                if time.monotonic() + delay > deadline:
+                    raise DatabaseUnavailable(
+                        f"the database stayed unavailable for {self.retry_s:g} s while {what} "
+                        f"({attempt} attempts; last error: {type(exc).__name__}: {first})") from None
+                log.warning("database unavailable while %s (%s: %s); retrying in %.1f s",
+                            what, type(exc).__name__, first, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
+                if hasattr(self.engine, "dispose"):
+                    self.engine.dispose()  # drop pooled connections that may be dead
+
     def pending(self, lo: Any, hi: Any, model_id: str) -> list[PendingRow]:
         """Rows of [lo, hi) whose vector is missing or whose text or model changed."""
+        return self._retrying("reading pending rows", lambda: self._pending(lo, hi, model_id))
+
+    def _pending(self, lo: Any, hi: Any, model_id: str) -> list[PendingRow]:
         vec_src = "tt" if self.spec.target_table else "t"
         join_target = (f" LEFT JOIN {self.q_target} AS tt ON tt.{self.q_key} = t.{self.q_key}"
                        if self.spec.target_table else "")
@@ -163,7 +207,7 @@ class TableAccess:
             params["hi"] = hi
         where = " AND ".join(conds) or "1 = 1"
         missing = f"CASE WHEN {vec_src}.{self.q_vector} IS NULL THEN 1 ELSE 0 END"
-        sql = (f"SELECT t.{self.q_key}, t.{self.q_text}, {missing}, s.content_hash, s.model_id "
+        sql = (f"SELECT t.{self.q_key}, t.{self.q_text}, {missing}, s.content_hash, s.model_id "  # nosec B608
                f"FROM {self.q_table} AS t{join_target} "
                f"LEFT JOIN {self.state_table} AS s ON s.source_table = :src AND s.row_key = {key_text} "
                f"WHERE {where}{self._filter()} ORDER BY t.{self.q_key}")
@@ -182,21 +226,24 @@ class TableAccess:
         """Vectors and state rows for (key, text, vector) in one transaction; idempotent."""
         if not rows:
             return 0
+        return self._retrying(f"writing {len(rows)} vectors", lambda: self._write(rows, model_id, dimensions))
+
+    def _write(self, rows: Sequence[tuple[Any, str, Sequence[float]]], model_id: str, dimensions: int) -> int:
         payload = [(k, _vector_json(v), content_hash(t)) for k, t, v in rows]
         with self.engine.begin() as conn:
             raw = conn.connection.driver_connection
             cur = raw.cursor()
             if self.dialect == "sqlite":
                 if self.spec.target_table:
-                    cur.executemany(f"INSERT INTO {self.q_target} ({self.q_key}, {self.q_vector}) VALUES (?, ?) "
+                    cur.executemany(f"INSERT INTO {self.q_target} ({self.q_key}, {self.q_vector}) VALUES (?, ?) "  # nosec B608
                                     f"ON CONFLICT({self.q_key}) DO UPDATE SET "
                                     f"{self.q_vector} = excluded.{self.q_vector}",
                                     [(k, v) for k, v, _ in payload])
                 else:
-                    cur.executemany(f"UPDATE {self.q_table} SET {self.q_vector} = ? WHERE {self.q_key} = ?",
+                    cur.executemany(f"UPDATE {self.q_table} SET {self.q_vector} = ? WHERE {self.q_key} = ?",  # nosec B608
                                     [(v, k) for k, v, _ in payload])
                 cur.executemany(
-                    f"INSERT INTO {SQLITE_STATE} (source_table, row_key, content_hash, model_id) VALUES (?, ?, ?, ?) "
+                    f"INSERT INTO {SQLITE_STATE} (source_table, row_key, content_hash, model_id) VALUES (?, ?, ?, ?) "  # nosec B608
                     "ON CONFLICT(source_table, row_key) DO UPDATE SET content_hash = excluded.content_hash, "
                     "model_id = excluded.model_id, embedded_at = CURRENT_TIMESTAMP",
                     [(self.state_source, str(k), h, model_id) for k, _, h in payload])
@@ -213,11 +260,11 @@ class TableAccess:
         cur.executemany("INSERT #sqlembed_stage (k, v, h) VALUES (?, ?, ?)", [(str(k), v, h) for k, v, h in payload])
         vec = f"CAST(s.v AS VECTOR({int(dimensions)}))"
         if self.spec.target_table:
-            cur.execute(f"MERGE {self.q_target} AS t USING #sqlembed_stage AS s ON t.{self.q_key} = s.k "
+            cur.execute(f"MERGE {self.q_target} AS t USING #sqlembed_stage AS s ON t.{self.q_key} = s.k "  # nosec B608
                         f"WHEN MATCHED THEN UPDATE SET {self.q_vector} = {vec} "
                         f"WHEN NOT MATCHED THEN INSERT ({self.q_key}, {self.q_vector}) VALUES (s.k, {vec});")
         else:
-            cur.execute(f"UPDATE t SET t.{self.q_vector} = {vec} FROM {self.q_table} AS t "
+            cur.execute(f"UPDATE t SET t.{self.q_vector} = {vec} FROM {self.q_table} AS t "  # nosec B608
                         f"JOIN #sqlembed_stage AS s ON t.{self.q_key} = s.k")
         cur.execute("MERGE sqlembed.embedding_state AS st USING #sqlembed_stage AS s "
                     "ON st.source_table = ? AND st.row_key = s.k "

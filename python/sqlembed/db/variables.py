@@ -23,7 +23,8 @@ def _credential(v: str) -> str | None:
 
 def _int_range(lo: int, hi: int) -> Callable[[str], str | None]:
     def check(v: str) -> str | None:
-        return None if v.isdigit() and lo <= int(v) <= hi else f"an integer from {lo} to {hi}"
+        # ASCII digits only: str.isdigit() accepts '¹' (int() fails) and '٣' (int() works, T-SQL does not).
+        return None if re.fullmatch(r"[0-9]{1,9}", v) and lo <= int(v) <= hi else f"an integer from {lo} to {hi}"
 
     return check
 

@@ -37,7 +37,7 @@ class TorchBackend:
         self._torch = torch
         self.device = torch.device(cuda_device(device) if device.startswith("cuda") else device)
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-        model = AutoModel.from_pretrained(str(transformer_dir), attn_implementation="sdpa", torch_dtype=self.dtype)
+        model = AutoModel.from_pretrained(str(transformer_dir), attn_implementation="sdpa", torch_dtype=self.dtype)  # nosec B615
         self.model = model.to(self.device).eval()
         self.pooling = pooling
         self.normalize = normalize

@@ -8,7 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlembed.db.tables import TableSpec
-from sqlembed.errors import InvalidInput
+from sqlembed.errors import InvalidInput, StoreUnavailable
 from sqlembed.jobs.store import FINAL, Job, JobStore, now
 from sqlembed.settings import Settings
 from sqlembed.spark.session import SessionHolder
@@ -64,20 +64,28 @@ class JobRunner:
         if job_id in self._cancelled or job.state != "queued":
             return
         job.state, job.started = "running", now()
-        self.store.save(job)
+        try:
+            self.store.save(job)
+        except StoreUnavailable as exc:
+            log.error("job %s not started: %s", job_id, exc.message)
+            return
 
         def on_progress(p: Progress) -> None:
             job.rows_done, job.rows_failed, job.rows_per_s = p.rows_done, p.rows_failed, round(p.rows_per_s, 2)
             job.rows_total = p.rows_total
             if job.state == "running":
-                self.store.save(job)
+                try:
+                    self.store.save(job)
+                except StoreUnavailable as exc:  # progress is advisory; the rows themselves are in the database
+                    log.warning("job %s: progress not recorded: %s", job_id, exc.message)
 
         s = self.settings
         faults = os.environ.get("SQLEMBED_TEST_FAULTS") == "1"
         cfg = config_from(spec, model_dir=str(s.model_dir), model_id=s.served_model_id(),
                           batch_rows=int(job.request.get("batch_rows") or s.job_batch_rows), threads=1,
                           fail_slice_first_attempt=job.request.get("fail_slice_first_attempt") if faults else None,
-                          fault_marker=job.request.get("fault_marker") if faults else None)
+                          fault_marker=job.request.get("fault_marker") if faults else None,
+                          db_retry_s=s.db_retry_s)
         try:
             result = run(self.spark(), cfg, job_group=job_id, on_progress=on_progress)
             job.rows_total, job.rows_done, job.rows_failed = result.rows_read, result.rows_embedded, result.rows_failed
@@ -97,7 +105,10 @@ class JobRunner:
                         job.last_error = line.strip()[:2000]
                 log.error("job %s failed: %s", job_id, job.last_error)
         job.finished = now()
-        self.store.save(job)
+        try:
+            self.store.save(job)
+        except StoreUnavailable as exc:
+            log.error("job %s ended %s but its record could not be written: %s", job_id, job.state, exc.message)
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         fut = self._futures.get(job_id)

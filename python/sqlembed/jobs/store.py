@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlembed.errors import JobNotFound
+from sqlembed.errors import JobNotFound, StoreUnavailable
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -44,7 +44,8 @@ class JobStore:
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(state_dir / "jobs.db", check_same_thread=False, isolation_level=None)
+        self.path = state_dir / "jobs.db"
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS jobs "
                          "(id TEXT PRIMARY KEY, created TEXT NOT NULL, doc TEXT NOT NULL)")
@@ -55,10 +56,15 @@ class JobStore:
         return job
 
     def save(self, job: Job) -> None:
-        with self._lock:
-            self._db.execute("INSERT INTO jobs (id, created, doc) VALUES (?, ?, ?) "
-                             "ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
-                             (job.id, job.created, json.dumps(job.public())))
+        try:
+            with self._lock:
+                self._db.execute("INSERT INTO jobs (id, created, doc) VALUES (?, ?, ?) "
+                                 "ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+                                 (job.id, job.created, json.dumps(job.public())))
+        except (sqlite3.OperationalError, OSError) as exc:
+            # Disk full, read-only or I/O error: say so plainly; the caller decides what is lost.
+            raise StoreUnavailable(f"the job store {self.path} cannot be written ({exc}); "
+                                   "free space or fix the state directory, then retry") from exc
 
     def get(self, job_id: str) -> Job:
         with self._lock:

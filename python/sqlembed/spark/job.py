@@ -98,6 +98,8 @@ def run(spark: Any, cfg: PartitionConfig, *, slices: int | None = None, job_grou
 
 
 def config_from(spec: TableSpec, *, model_dir: str, model_id: str, batch_rows: int, threads: int,
-                fail_slice_first_attempt: int | None = None, fault_marker: str | None = None) -> PartitionConfig:
+                fail_slice_first_attempt: int | None = None, fault_marker: str | None = None,
+                db_retry_s: float = 60.0) -> PartitionConfig:
     return PartitionConfig(spec=spec, model_dir=model_dir, model_id=model_id, batch_rows=batch_rows, threads=threads,
-                           fail_slice_first_attempt=fail_slice_first_attempt, fault_marker=fault_marker)
+                           fail_slice_first_attempt=fail_slice_first_attempt, fault_marker=fault_marker,
+                           db_retry_s=db_retry_s)

@@ -34,6 +34,8 @@ class PartitionConfig:
     fail_slice_first_attempt: int | None = None
     fault_marker: str | None = None
     backend: str = "auto"
+    # How long a task keeps retrying an unreachable or locked database before the job fails.
+    db_retry_s: float = 60.0
 
 
 def engine(model_dir: str, model_id: str, threads: int, backend: str = "auto", device: str | None = None) -> Any:
@@ -69,7 +71,7 @@ def embed_slices(batches: Iterator[Any], cfg: PartitionConfig) -> Iterator[Any]:
     if gpu is not None:
         os.environ["SQLEMBED_CUDA_DEVICE"] = gpu
     emb = engine(cfg.model_dir, cfg.model_id, cfg.threads, cfg.backend, gpu)
-    access = TableAccess(cfg.spec)
+    access = TableAccess(cfg.spec, retry_s=cfg.db_retry_s)
     ctx = TaskContext.get()
     for frame in batches:
         for sl, lo, hi in frame.itertuples(index=False):
