@@ -10,7 +10,6 @@ import argparse
 import json
 import logging
 import os
-import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,9 +86,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _ensure_model(settings)
     ssl_ctx = None
     if settings.tls_cert is not None and settings.tls_key is not None:
-        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ssl_ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+        from sqlembed.tls import server_context
+
+        ssl_ctx = server_context(settings.tls_cert, settings.tls_key)
     scheme = "https" if ssl_ctx else "http"
     keyless = not settings.api_key_list() and settings.api_keys_file is None
     if keyless and settings.host not in ("127.0.0.1", "localhost", "::1"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,3 +87,11 @@ Make SQL Server trust it (the URL host must be one of the certificate's names):
     then restart the SQL Server service.
 Then: CREATE EXTERNAL MODEL ... LOCATION = 'https://{host}:{port}/api/embed'
 """
+
+
+def server_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """The service's TLS settings: TLS 1.2 or newer only (contract A9), Python's default ciphers."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    return ctx

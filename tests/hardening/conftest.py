@@ -4,7 +4,7 @@ import ssl
 
 import pytest
 
-from sqlembed.tls import TlsFiles, write_selfsigned
+from sqlembed.tls import TlsFiles, server_context, write_selfsigned
 
 
 @pytest.fixture(scope="session")
@@ -14,7 +14,5 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 @pytest.fixture(scope="session")
 def server_tls(tls_files: TlsFiles) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(tls_files.cert, tls_files.key)
-    return ctx
+    # The same context `sqlembed serve --tls-cert/--tls-key` builds.
+    return server_context(tls_files.cert, tls_files.key)

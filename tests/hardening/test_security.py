@@ -4,6 +4,7 @@ depth, and secrets kept out of CLI errors."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -178,17 +179,47 @@ def test_sighup_reloads_keys_in_the_cli(model_dir: Path, tmp_path: Path) -> None
     assert "Traceback" not in log.read_text()
 
 
+def _tls11_client(ca: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    return ctx
+
+
+def _client_can_speak_tls11(files: TlsFiles) -> bool:
+    """Control: against a server that allows TLS 1.1, does this client get a TLS 1.1 session?"""
+    import socket
+    import threading
+
+    srv = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    srv.load_cert_chain(files.cert, files.key)
+    srv.set_ciphers("DEFAULT:@SECLEVEL=0")
+    srv.minimum_version = ssl.TLSVersion.TLSv1_1
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with contextlib.suppress(OSError):
+                srv.wrap_socket(conn, server_side=True).close()
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        try:
+            with _tls11_client(files.ca_cert).wrap_socket(socket.create_connection(listener.getsockname()),
+                                                          server_hostname="localhost") as s:
+                return s.version() == "TLSv1.1"
+        except OSError:
+            return False
+        finally:
+            t.join(5)
+
+
 def test_tls_below_1_2_is_refused(base_settings: Settings, tls_files: TlsFiles, server_tls: ssl.SSLContext) -> None:
-    if not ssl.HAS_TLSv1_1:
-        pytest.skip("this OpenSSL cannot even offer TLS 1.1, so a refusal would prove nothing")
+    if not _client_can_speak_tls11(tls_files):
+        pytest.skip("this OpenSSL cannot negotiate TLS 1.1 even with a permissive server: a refusal proves nothing")
     trust = ssl.create_default_context(cafile=str(tls_files.ca_cert))
     with running(base_settings, ssl_context=server_tls, verify=trust) as srv:
-        old = ssl.create_default_context(cafile=str(tls_files.ca_cert))
-        old.set_ciphers("DEFAULT:@SECLEVEL=0")
-        old.minimum_version = ssl.TLSVersion.TLSv1_1
-        old.maximum_version = ssl.TLSVersion.TLSv1_1
         with pytest.raises(httpx.ConnectError):
-            httpx.get(srv.url + "/healthz", verify=old)
+            httpx.get(srv.url + "/healthz", verify=_tls11_client(tls_files.ca_cert))
         for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
             ctx = ssl.create_default_context(cafile=str(tls_files.ca_cert))
             ctx.minimum_version = ctx.maximum_version = version

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sqlembed.db.variables import VARIABLES
 from sqlembed.settings import Settings
 from sqlembed.tls import TlsFiles, write_selfsigned
 from tests.support.server import running, with_settings
@@ -87,9 +88,10 @@ def test_set_based_update_at_the_admission_limit_has_no_null(base_settings: Sett
     with running(settings, ssl_context=server_tls, verify=ca) as srv:
         base = srv.url
         cred = Credential(base, "HTTPEndpointHeaders", json.dumps({"api-key": KEY}))
-        # What sql/objects/030_external_model.sql registers (retry_count = SQLEMBED_RETRY_COUNT, default 3).
+        # What sql/objects/030_external_model.sql registers: retry_count = SQLEMBED_RETRY_COUNT's default.
+        retries = int(VARIABLES["SQLEMBED_RETRY_COUNT"].default or 0)
         model = ExternalModel(base + "/api/embed", "Ollama", "all-minilm", cred,
-                              {"sql_rest_options": {"retry_count": 3}})
+                              {"sql_rest_options": {"retry_count": retries}})
         sql = SqlServerClient(str(tls_files.ca_cert), credentials=[cred])
         logs = [CallLog() for _ in range(rows)]
         texts = conn.execute("SELECT id, body FROM docs ORDER BY id").fetchall()
@@ -100,7 +102,7 @@ def test_set_based_update_at_the_admission_limit_has_no_null(base_settings: Sett
                                         range(rows)))
         finally:
             sql.close()
-        metrics = httpx.get(base + "/metrics", verify=ca).text
+        metrics = httpx.get(base + "/metrics", verify=ca, headers={"api-key": KEY}).text
     conn.executemany("UPDATE docs SET embedding = ? WHERE id = ?",
                      [(None if v is None else json.dumps(v), texts[i][0]) for i, v in enumerate(vectors)])
     conn.commit()
@@ -110,5 +112,7 @@ def test_set_based_update_at_the_admission_limit_has_no_null(base_settings: Sett
     assert statuses[429] > 0, f"the test must reach the admission limit: {statuses}"
     assert nulls == 0, f"{nulls} NULL vectors; statuses {statuses}; max attempts {max(x.attempts for x in logs)}"
     assert set(statuses) == {200, 429}, statuses
+    print(f"2,000 rows: {statuses[429]} x 429 retried, max {max(x.attempts for x in logs)} attempts for one row, "
+          f"{sum(x.slept for x in logs):.0f} s of Retry-After waits in total; 0 NULL")
     rejected = float(re.search(r"^sqlembed_rejected_total (\S+)$", metrics, re.M).group(1))  # type: ignore[union-attr]
     assert rejected == statuses[429]

@@ -71,8 +71,9 @@ def engine_for(url: str) -> Any:
     from sqlalchemy import create_engine
 
     if url.startswith("sqlite"):
-        # Several executor tasks write one SQLite file: wait for the lock instead of failing.
-        return create_engine(url, connect_args={"timeout": 60})
+        # Several executor tasks write one SQLite file: wait a little for the lock; longer waits
+        # are TableAccess._retrying's (backoff, bounded by SQLEMBED_DB_RETRY_S).
+        return create_engine(url, connect_args={"timeout": 5})
     return create_engine(url, fast_executemany=True) if url.startswith("mssql+pyodbc") else create_engine(url)
 
 

@@ -56,7 +56,9 @@ VARIABLES: dict[str, Variable] = {v.name: v for v in (
     Variable("SQLEMBED_EXTERNAL_MODEL", "sqlembed", _pattern(r"[A-Za-z_][A-Za-z0-9_]{0,127}", "a regular identifier"),
              "the EXTERNAL MODEL's name"),
     Variable("SQLEMBED_TIMEOUT", "120", _int_range(1, 230), "@timeout seconds per call"),
-    Variable("SQLEMBED_RETRY_COUNT", "3", _int_range(0, 10), "@retry_count"),
+    # The maximum: @timeout bounds the retries' total time anyway, and a call that runs out of
+    # retries becomes a NULL vector in AI_GENERATE_EMBEDDINGS (contract B4), so retry as long as allowed.
+    Variable("SQLEMBED_RETRY_COUNT", "10", _int_range(0, 10), "@retry_count"),
     Variable("SQLEMBED_API_KEY", "", _no_newline, "the service's API key (secret; never written)"),
 )}
 
