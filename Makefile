@@ -10,12 +10,13 @@ PIP_FLAGS ?= --quiet --disable-pip-version-check
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test test-fast lint lint-infra lint-security fmt typecheck bench bench-bulk stack-up stack-down clean help
+.PHONY: run test test-fast lint lint-infra lint-security bench-placement soak fuzz fmt typecheck bench bench-bulk stack-up stack-down clean help
 
 help:
 	@echo "make run        set up .venv, build the default model if missing, serve on http://127.0.0.1:8888"
 	@echo "make test       set up .venv with .[dev] and run the test suite"
-	@echo "make lint       ruff + mypy"
+	@echo "make lint       ruff + mypy + hadolint/checkov + bandit/pip-audit"
+	@echo "make soak       10-minute soak (bench/soak.py); make fuzz: long fuzz run"
 	@echo "make stack-up   local stack with Docker: SQL Server 2025 + master + worker(s); make stack-down"
 	@echo "make bench      throughput benchmark (minutes; never in CI)"
 	@echo "make bench-bulk Spark bulk benchmark, 20,000 rows (minutes; never in CI)"
@@ -88,6 +89,17 @@ bench: $(VENV)/.dev-installed
 
 bench-bulk: $(VENV)/.dev-installed
 	$(BIN)/python bench/bulk.py
+
+bench-placement: $(VENV)/.dev-installed
+	$(BIN)/python bench/placement.py
+
+# The 10-minute soak (the 60-second one runs in make test); figures in docs/reliability.md.
+soak: $(VENV)/.dev-installed
+	$(BIN)/python bench/soak.py --seconds 600
+
+# The fuzz targets of make test, with many more examples and a random seed.
+fuzz: $(VENV)/.dev-installed
+	SQLEMBED_FUZZ_EXAMPLES=3000 $(BIN)/pytest tests/hardening/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

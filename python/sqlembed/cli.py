@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlembed import __version__
-from sqlembed.errors import SqlembedError
+from sqlembed.errors import ModelNotFound, SqlembedError
 from sqlembed.settings import DEFAULT_MODEL, Settings
 
 log = logging.getLogger("sqlembed")
@@ -36,7 +36,7 @@ def _ensure_model(settings: Settings) -> None:
     if store.exists(mid):
         return
     if not (settings.build_on_start and settings.model == DEFAULT_MODEL):
-        raise SqlembedError(f"model '{mid}' is not built in {settings.model_dir}; run: sqlembed model build")
+        return  # _open_backend says what is missing and how to build it
     from sqlembed.engine.build import build_model
 
     log.info("default model %s not found in %s: building it now (first start, about a minute)",
@@ -56,9 +56,13 @@ def _open_backend(settings: Settings) -> Any:
     path = store.path(mid)
     rebuild = f"sqlembed model build --precision {settings.precision} --force"
     if settings.model != DEFAULT_MODEL:
-        rebuild += f" --source <{settings.model} directory> --name {settings.model}"
+        rebuild += f" --source <directory or Hub id of {settings.model}> --name {settings.model}"
     try:
-        manifest = store.get(mid)
+        try:
+            manifest = store.get(mid)
+        except ModelNotFound:
+            raise SqlembedError(f"model '{mid}' is not built in {settings.model_dir}; build it: "
+                                + rebuild.replace(" --force", "")) from None
         if not (path / "tokenizer.json").is_file():
             raise FileNotFoundError(f"{path / 'tokenizer.json'} is missing")
         return create_backend(settings.backend, path, threads=settings.effective_threads(), spin=settings.spin,
@@ -248,9 +252,12 @@ def cmd_embed_table(args: argparse.Namespace) -> int:
     from sqlembed.spark.session import build_session, spark_conf
 
     settings = _settings(args)
-    _ensure_model(settings)
     spec = TableSpec(args.db, args.table, args.key, args.text, args.vector, args.where, args.target_table)
-    spec.validate_shape()
+    spec.validate_shape()  # before anything is built or started
+    _ensure_model(settings)
+    from sqlembed.engine.store import ModelStore
+
+    ModelStore(settings.model_dir).get(settings.served_model_id())  # a clear error if it is not built
     cfg = config_from(spec, model_dir=str(settings.model_dir), model_id=settings.served_model_id(),
                       batch_rows=args.batch_rows or settings.job_batch_rows, threads=1)
     spark = build_session(spark_conf(args.spark or settings.spark_master, gpu=settings.spark_gpu,

@@ -249,7 +249,8 @@ def test_missing_or_corrupt_model_at_start(model_dir: Path, tmp_path: Path) -> N
     # A model that was never built (not the default, so nothing is built on start).
     p = _serve_once({"SQLEMBED_MODEL_DIR": str(tmp_path / "empty"), "SQLEMBED_MODEL": "my-model"})
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
-    assert "my-model-fp32" in p.stderr and str(tmp_path / "empty") in p.stderr and "sqlembed model build" in p.stderr
+    assert "my-model-fp32" in p.stderr and str(tmp_path / "empty") in p.stderr
+    assert "sqlembed model build --precision fp32 --source" in p.stderr and "--name my-model" in p.stderr
 
     store = tmp_path / "models"
     shutil.copytree(model_dir / MODEL, store / MODEL)

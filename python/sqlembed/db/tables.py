@@ -106,6 +106,10 @@ class TableAccess:
         self.state_source = f"[{self.schema}].[{name}]" if self.dialect == "mssql" else name
         self.state_table = "sqlembed.embedding_state" if self.dialect == "mssql" else SQLITE_STATE
 
+    def close(self) -> None:
+        """Close pooled connections: a long-lived service or Python worker must not keep one per job."""
+        self.engine.dispose()
+
     # --- setup (driver) ------------------------------------------------------------------------
 
     def check(self) -> None:

@@ -28,7 +28,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -213,7 +213,6 @@ class _Wave:
 
 @dataclass
 class DispatchStats:
-    batches: dict[str, int] = field(default_factory=lambda: {"local": 0, "spark": 0, "fallback": 0})
     lost_workers: int = 0
     last_error: str | None = None
 
@@ -302,7 +301,6 @@ class SparkPlacement:
         self.cond = threading.Condition()
         self.workers: list[_Worker] = []
         self.stats = DispatchStats()
-        self.last_demand = 0.0
         self._token = secrets.token_hex(32)
         self._waves: list[_Wave] = []
         self._wave_ids = itertools.count(1)
@@ -316,7 +314,6 @@ class SparkPlacement:
 
     def acquire(self, timeout: float) -> Lease | None:
         deadline = time.monotonic() + timeout
-        self.last_demand = time.time()
         with self.cond:
             while True:
                 for w in self.workers:
@@ -346,10 +343,6 @@ class SparkPlacement:
             worker.sock.close()
         log.warning("online executor task %s lost (%s); its batch runs locally", worker.executor, reason)
         self._workers_changed()
-
-    def active(self) -> str:
-        with self.cond:
-            return "spark" if self.workers else ("local" if self.mode == "auto" else "waiting")
 
     def describe(self) -> dict[str, Any]:
         with self.cond:

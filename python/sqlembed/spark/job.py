@@ -44,11 +44,14 @@ class JobResult:
 
 def run(spark: Any, cfg: PartitionConfig, *, slices: int | None = None, job_group: str | None = None,
         on_progress: Callable[[Progress], None] | None = None) -> JobResult:
-    access = TableAccess(cfg.spec)
-    access.check()
     sc = spark.sparkContext
     parallelism = sc.defaultParallelism
-    total, bounds = access.slice_bounds(slices or max(4 * parallelism, 1))
+    access = TableAccess(cfg.spec)
+    try:
+        access.check()
+        total, bounds = access.slice_bounds(slices or max(4 * parallelism, 1))
+    finally:
+        access.close()
     progress = Progress(rows_total=total, slices_total=len(bounds), started=time.monotonic())
     if not bounds:
         return JobResult(0, 0, 0, 0.0, [])

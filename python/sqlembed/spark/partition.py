@@ -72,23 +72,26 @@ def embed_slices(batches: Iterator[Any], cfg: PartitionConfig) -> Iterator[Any]:
         os.environ["SQLEMBED_CUDA_DEVICE"] = gpu
     emb = engine(cfg.model_dir, cfg.model_id, cfg.threads, cfg.backend, gpu)
     access = TableAccess(cfg.spec, retry_s=cfg.db_retry_s)
-    ctx = TaskContext.get()
-    for frame in batches:
-        for sl, lo, hi in frame.itertuples(index=False):
-            t0 = time.perf_counter()
-            rows = access.pending(None if pd.isna(lo) else lo, None if pd.isna(hi) else hi, cfg.model_id)
-            failed = sum(1 for r in rows if r.text is None)
-            todo = [r for r in rows if r.text is not None]
-            done = 0
-            for i in range(0, len(todo), cfg.batch_rows):
-                chunk = todo[i : i + cfg.batch_rows]
-                vectors = emb.embed([r.text for r in chunk])
-                done += access.write([(r.key, r.text or "", v) for r, v in zip(chunk, vectors, strict=True)],
-                                     cfg.model_id, emb.dimensions)
-                if (cfg.fail_slice_first_attempt == sl and ctx is not None and ctx.attemptNumber() == 0
-                        and os.environ.get("SQLEMBED_TEST_FAULTS") == "1"):
-                    if cfg.fault_marker:
-                        Path(cfg.fault_marker).write_text(f"slice {sl} failed after {done} rows\n")
-                    raise RuntimeError(f"injected failure in slice {sl} after {done} rows (test)")
-            yield pd.DataFrame([{"slice": int(sl), "rows_read": len(rows), "embedded": done, "failed": failed,
-                                 "seconds": time.perf_counter() - t0, "gpu": gpu or ""}])
+    try:
+        ctx = TaskContext.get()
+        for frame in batches:
+            for sl, lo, hi in frame.itertuples(index=False):
+                t0 = time.perf_counter()
+                rows = access.pending(None if pd.isna(lo) else lo, None if pd.isna(hi) else hi, cfg.model_id)
+                failed = sum(1 for r in rows if r.text is None)
+                todo = [r for r in rows if r.text is not None]
+                done = 0
+                for i in range(0, len(todo), cfg.batch_rows):
+                    chunk = todo[i : i + cfg.batch_rows]
+                    vectors = emb.embed([r.text for r in chunk])
+                    done += access.write([(r.key, r.text or "", v) for r, v in zip(chunk, vectors, strict=True)],
+                                         cfg.model_id, emb.dimensions)
+                    if (cfg.fail_slice_first_attempt == sl and ctx is not None and ctx.attemptNumber() == 0
+                            and os.environ.get("SQLEMBED_TEST_FAULTS") == "1"):
+                        if cfg.fault_marker:
+                            Path(cfg.fault_marker).write_text(f"slice {sl} failed after {done} rows\n")
+                        raise RuntimeError(f"injected failure in slice {sl} after {done} rows (test)")
+                yield pd.DataFrame([{"slice": int(sl), "rows_read": len(rows), "embedded": done, "failed": failed,
+                                     "seconds": time.perf_counter() - t0, "gpu": gpu or ""}])
+    finally:
+        access.close()
