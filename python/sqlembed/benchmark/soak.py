@@ -94,9 +94,9 @@ def _make_table(db: Path, name: str, texts: list[str]) -> None:
     conn = sqlite3.connect(db)
     conn.execute(f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, body TEXT, embedding TEXT)")
     conn.execute(f"CREATE TABLE {name}_writes (id INTEGER NOT NULL)")
-    conn.execute(f"CREATE TRIGGER {name}_count AFTER UPDATE OF embedding ON {name} "  # noqa: S608
+    conn.execute(f"CREATE TRIGGER {name}_count AFTER UPDATE OF embedding ON {name} "  # nosec B608 # noqa: S608
                  f"BEGIN INSERT INTO {name}_writes (id) VALUES (new.id); END")
-    conn.executemany(f"INSERT INTO {name} (id, body) VALUES (?, ?)",  # noqa: S608
+    conn.executemany(f"INSERT INTO {name} (id, body) VALUES (?, ?)",  # nosec B608 # noqa: S608
                      list(enumerate(texts, start=1)))
     conn.commit()
     conn.close()
@@ -105,8 +105,8 @@ def _make_table(db: Path, name: str, texts: list[str]) -> None:
 def _check_table(db: Path, name: str) -> tuple[int, int]:
     conn = sqlite3.connect(db, timeout=60)
     try:
-        missing = conn.execute(f"SELECT COUNT(*) FROM {name} WHERE embedding IS NULL").fetchone()[0]  # noqa: S608
-        twice = conn.execute(f"SELECT COUNT(*) FROM (SELECT id FROM {name}_writes GROUP BY id "  # noqa: S608
+        missing = conn.execute(f"SELECT COUNT(*) FROM {name} WHERE embedding IS NULL").fetchone()[0]  # nosec B608 # noqa: S608
+        twice = conn.execute(f"SELECT COUNT(*) FROM (SELECT id FROM {name}_writes GROUP BY id "  # nosec B608 # noqa: S608
                              "HAVING COUNT(*) > 1)").fetchone()[0]
         return int(missing), int(twice)
     finally:
@@ -148,7 +148,7 @@ def run_soak(seconds: float, model_dir: Path, workdir: Path, *, clients: int = 1
                     texts_done[0] += n
 
         def online(i: int) -> None:
-            rng = random.Random(i)  # noqa: S311 - load generation, not security
+            rng = random.Random(i)  # nosec B311 # noqa: S311 - load generation, not security
             with httpx.Client(base_url=url, timeout=60) as c:
                 while not stop.is_set():
                     if rng.random() < 0.05:
@@ -162,7 +162,7 @@ def run_soak(seconds: float, model_dir: Path, workdir: Path, *, clients: int = 1
                     record("single", r.status_code, time.perf_counter() - t0, 1)
 
         def batches(i: int) -> None:
-            rng = random.Random(1000 + i)  # noqa: S311
+            rng = random.Random(1000 + i)  # nosec B311 # noqa: S311
             with httpx.Client(base_url=url, timeout=120) as c:
                 while not stop.is_set():
                     body = {"model": "all-minilm", "input": rng.sample(texts, 64)}
@@ -171,7 +171,7 @@ def run_soak(seconds: float, model_dir: Path, workdir: Path, *, clients: int = 1
                     record("batch64", r.status_code, time.perf_counter() - t0, 64)
 
         def pulls() -> None:
-            rng = random.Random(7)  # noqa: S311
+            rng = random.Random(7)  # nosec B311 # noqa: S311
             n = 0
             with httpx.Client(base_url=url, timeout=120) as c:
                 while not stop.is_set():
