@@ -42,19 +42,27 @@ def make_counted_table(path: Path, rows: int) -> None:
     conn.close()
 
 
-def assert_each_row_written_once(path: Path, rows: int) -> None:
+def assert_whole(path: Path) -> None:
+    """No row written twice, and nothing half-written: every vector has its state row and back."""
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT COUNT(*) FROM docs WHERE embedding IS NULL").fetchone()[0] == 0
         twice = conn.execute("SELECT id, COUNT(*) FROM writes GROUP BY id HAVING COUNT(*) > 1 LIMIT 5").fetchall()
         assert twice == [], f"rows written more than once: {twice}"
-        assert conn.execute("SELECT COUNT(DISTINCT id) FROM writes").fetchone()[0] == rows
-        # Nothing half-written: every vector has its state row, and every state row its vector.
         orphans = conn.execute(
             "SELECT COUNT(*) FROM docs d LEFT JOIN sqlembed_embedding_state s "
             "ON s.source_table = 'docs' AND s.row_key = CAST(d.id AS TEXT) "
             "WHERE (d.embedding IS NULL) <> (s.row_key IS NULL)").fetchone()[0]
         assert orphans == 0
+    finally:
+        conn.close()
+
+
+def assert_each_row_written_once(path: Path, rows: int) -> None:
+    assert_whole(path)
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM docs WHERE embedding IS NULL").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(DISTINCT id) FROM writes").fetchone()[0] == rows
     finally:
         conn.close()
 
@@ -65,6 +73,25 @@ def written(path: Path) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM docs WHERE embedding IS NOT NULL").fetchone()[0])
     finally:
         conn.close()
+
+
+def start_job(url: str, db: Path, batch_rows: int, until_written: int) -> tuple[str, float]:
+    """Submit a bulk job on docs and return (job id, deadline) once it has written some rows."""
+    r = httpx.post(url + "/v1/jobs", json={"db": "app", "table": "docs", "key": "id", "text": "body",
+                                           "vector": "embedding", "batch_rows": batch_rows})
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 120
+    while written(db) < until_written:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return str(r.json()["id"]), deadline
+
+
+def final_job(url: str, job_id: str, deadline: float) -> dict[str, Any]:
+    while (job := httpx.get(f"{url}/v1/jobs/{job_id}").json())["state"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+    return dict(job)
 
 
 class Serve:
@@ -147,13 +174,7 @@ def test_database_locked_for_20_s_mid_write_is_retried(base_settings: Settings, 
     settings = with_settings(base_settings, databases=json.dumps({"app": f"sqlite:///{db}"}),
                              state_dir=tmp_path / "state", db_retry_s=90)
     with running(settings, spark_factory=lambda: spark_local) as srv:
-        r = httpx.post(srv.url + "/v1/jobs", json={"db": "app", "table": "docs", "key": "id", "text": "body",
-                                                   "vector": "embedding", "batch_rows": 64})
-        job_id = r.json()["id"]
-        deadline = time.monotonic() + 120
-        while written(db) < 100:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        job_id, deadline = start_job(srv.url, db, batch_rows=64, until_written=100)
         # Another session takes an exclusive lock: no reader, no writer gets in for 20 s.
         locker = sqlite3.connect(db, isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")
@@ -162,9 +183,7 @@ def test_database_locked_for_20_s_mid_write_is_retried(base_settings: Settings, 
         locker.execute("COMMIT")
         locker.close()
         written_while_locked = time.monotonic() - held_at
-        while (job := httpx.get(f"{srv.url}/v1/jobs/{job_id}").json())["state"] not in ("succeeded", "failed"):
-            assert time.monotonic() < deadline + 240, job
-            time.sleep(0.5)
+        job = final_job(srv.url, job_id, deadline + 240)
     assert written_while_locked >= 20
     assert job["state"] == "succeeded", job
     assert job["rows_done"] == rows
@@ -179,33 +198,19 @@ def test_database_unavailable_past_the_budget_fails_clearly(base_settings: Setti
     settings = with_settings(base_settings, databases=json.dumps({"app": f"sqlite:///{db}"}),
                              state_dir=tmp_path / "state", db_retry_s=4)
     with running(settings, spark_factory=lambda: spark_local) as srv:
-        job_id = httpx.post(srv.url + "/v1/jobs", json={"db": "app", "table": "docs", "key": "id", "text": "body",
-                                                        "vector": "embedding", "batch_rows": 32}).json()["id"]
-        deadline = time.monotonic() + 120
-        while written(db) < 32:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        job_id, deadline = start_job(srv.url, db, batch_rows=32, until_written=32)
         locker = sqlite3.connect(db, isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")
         try:
-            while (job := httpx.get(f"{srv.url}/v1/jobs/{job_id}").json())["state"] not in ("succeeded", "failed"):
-                assert time.monotonic() < deadline + 300, job
-                time.sleep(0.5)
+            job = final_job(srv.url, job_id, deadline + 300)
         finally:
             locker.execute("COMMIT")
             locker.close()
     assert job["state"] == "failed", job
     assert "stayed unavailable for 4 s" in job["last_error"], job["last_error"]
     # What was written is whole: vectors and state rows agree, and nothing was written twice.
-    conn = sqlite3.connect(db)
-    twice = conn.execute("SELECT id FROM writes GROUP BY id HAVING COUNT(*) > 1").fetchall()
-    orphans = conn.execute(
-        "SELECT COUNT(*) FROM docs d LEFT JOIN sqlembed_embedding_state s "
-        "ON s.source_table = 'docs' AND s.row_key = CAST(d.id AS TEXT) "
-        "WHERE (d.embedding IS NULL) <> (s.row_key IS NULL)").fetchone()[0]
-    done = conn.execute("SELECT COUNT(*) FROM docs WHERE embedding IS NOT NULL").fetchone()[0]
-    conn.close()
-    assert twice == [] and orphans == 0 and 0 < done < rows
+    assert_whole(db)
+    assert 0 < written(db) < rows
 
 
 @pytest.fixture()

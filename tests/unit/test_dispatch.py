@@ -59,6 +59,26 @@ def _wait_workers(p: SparkPlacement, n: int) -> None:
         time.sleep(0.02)
 
 
+def _run_one(p: SparkPlacement, batch: list[np.ndarray]) -> tuple[np.ndarray, str]:
+    """What a batcher thread does with one batch: lease a slot, run, give the slot back."""
+    lease = p.acquire(1)
+    assert lease is not None
+    try:
+        return lease.run(batch)
+    finally:
+        lease.release()
+
+
+def _fake_executor(p: SparkPlacement, name: str) -> socket.socket:
+    """A raw, admitted executor connection that the test then drives (or lets die)."""
+    assert p._address is not None
+    s = socket.create_connection(p._address, timeout=5)
+    send_frame(s, json.dumps({"token": p._token, "model_id": MODEL, "executor": name}).encode())
+    assert json.loads(recv_frame(s))["ok"] is True
+    _wait_workers(p, 1)
+    return s
+
+
 def test_frames_round_trip() -> None:
     batch = [np.array([101, 7592, 102]), np.array([101, 102]), np.arange(300)]
     back = decode_batch(encode_batch(batch)[0:])
@@ -110,10 +130,7 @@ def test_executor_loop_serves_batches_with_local_vectors(embedder: Embedder, mod
         t2.join(30)
         assert not t2.is_alive() and p.worker_count() == 1
         batch = embedder.tokenize(["first text", "a second, longer text about vector search", "3"])
-        lease = p.acquire(1)
-        assert lease is not None
-        vectors, label = lease.run(batch)
-        lease.release()
+        vectors, label = _run_one(p, batch)
         assert label == "spark"
         np.testing.assert_allclose(vectors, embedder.embed_tokens(batch), atol=1e-6)
         assert p.describe()["workers"][0]["batches"] == 1
@@ -125,13 +142,9 @@ def test_executor_loop_serves_batches_with_local_vectors(embedder: Embedder, mod
 
 def test_lost_executor_batch_runs_locally(embedder: Embedder, model_dir: Path) -> None:
     p = placement(embedder, model_dir)
-    assert p._address is not None
     try:
         # An executor that takes one batch and dies (its socket closes without an answer).
-        s = socket.create_connection(p._address, timeout=5)
-        send_frame(s, json.dumps({"token": p._token, "model_id": MODEL, "executor": "doomed:1"}).encode())
-        assert json.loads(recv_frame(s))["ok"] is True
-        _wait_workers(p, 1)
+        s = _fake_executor(p, "doomed:1")
 
         def die() -> None:
             recv_frame(s)
@@ -139,10 +152,7 @@ def test_lost_executor_batch_runs_locally(embedder: Embedder, model_dir: Path) -
 
         threading.Thread(target=die, daemon=True).start()
         batch = embedder.tokenize(["the executor dies while this batch is out"])
-        lease = p.acquire(1)
-        assert lease is not None
-        vectors, label = lease.run(batch)
-        lease.release()
+        vectors, label = _run_one(p, batch)
         assert label == "fallback"
         np.testing.assert_allclose(vectors, embedder.embed_tokens(batch), atol=1e-6)
         assert p.worker_count() == 0 and p.stats.lost_workers == 1
@@ -152,16 +162,9 @@ def test_lost_executor_batch_runs_locally(embedder: Embedder, model_dir: Path) -
 
 def test_silent_executor_times_out_to_local(embedder: Embedder, model_dir: Path) -> None:
     p = placement(embedder, model_dir, timeout_s=0.5)
-    assert p._address is not None
     try:
-        s = socket.create_connection(p._address, timeout=5)
-        send_frame(s, json.dumps({"token": p._token, "model_id": MODEL, "executor": "stuck:1"}).encode())
-        recv_frame(s)
-        _wait_workers(p, 1)
-        lease = p.acquire(1)
-        assert lease is not None
-        _, label = lease.run(embedder.tokenize(["nobody answers"]))
-        lease.release()
+        s = _fake_executor(p, "stuck:1")
+        _, label = _run_one(p, embedder.tokenize(["nobody answers"]))
         assert label == "fallback" and p.worker_count() == 0
         s.close()
     finally:
@@ -172,10 +175,7 @@ def test_auto_uses_local_and_spark_waits(embedder: Embedder, model_dir: Path) ->
     auto = placement(embedder, model_dir, mode="auto")
     spark = placement(embedder, model_dir, mode="spark", wait_limit_s=0.3)
     try:
-        lease = auto.acquire(0.1)
-        assert lease is not None
-        _, label = lease.run(embedder.tokenize(["no executor: served here"]))
-        lease.release()
+        _, label = _run_one(auto, embedder.tokenize(["no executor: served here"]))
         assert label == "local" and auto.describe()["active"] == "local"
         assert spark.acquire(0.1) is None and spark.describe()["active"] == "waiting for executors"
 

@@ -86,6 +86,13 @@ class TableAccess:
         self.retry_s = retry_s
         self.engine = engine_for(spec.url)
         self.dialect = self.engine.dialect.name
+        import sqlalchemy.exc
+
+        # Errors worth a retry: SQLAlchemy's, and the driver's own from raw cursors (writes use them).
+        self._transient: tuple[type[BaseException], ...] = (sqlalchemy.exc.OperationalError,)
+        dbapi = getattr(self.engine.dialect, "dbapi", None)
+        if dbapi is not None and hasattr(dbapi, "OperationalError"):
+            self._transient += (dbapi.OperationalError,)
         if self.dialect not in ("sqlite", "mssql"):
             raise InvalidInput(f"databases of type {self.dialect!r} are not supported (sqlite, mssql)")
         # Every identifier below is validated (TableSpec.validate_shape) and quoted by the dialect;
@@ -167,12 +174,6 @@ class TableAccess:
         a clear error. A transaction either commits whole or not at all, so a retry never leaves
         half a chunk written.
         """
-        import sqlalchemy.exc
-
-        transient: tuple[type[BaseException], ...] = (sqlalchemy.exc.OperationalError,)
-        dbapi = getattr(self.engine.dialect, "dbapi", None)
-        if dbapi is not None and hasattr(dbapi, "OperationalError"):
-            transient += (dbapi.OperationalError,)
         deadline = time.monotonic() + self.retry_s
         delay = 0.5
         attempt = 0
@@ -180,7 +181,7 @@ class TableAccess:
             attempt += 1
             try:
                 return fn()
-            except transient as exc:
+            except self._transient as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
                 if time.monotonic() + delay > deadline:
                     raise DatabaseUnavailable(

@@ -64,20 +64,16 @@ class JobRunner:
         if job_id in self._cancelled or job.state != "queued":
             return
         job.state, job.started = "running", now()
-        try:
-            self.store.save(job)
-        except StoreUnavailable as exc:
-            log.error("job %s not started: %s", job_id, exc.message)
+        if (problem := self._record(job)) is not None:
+            log.error("job %s not started: %s", job_id, problem)
             return
 
         def on_progress(p: Progress) -> None:
             job.rows_done, job.rows_failed, job.rows_per_s = p.rows_done, p.rows_failed, round(p.rows_per_s, 2)
             job.rows_total = p.rows_total
-            if job.state == "running":
-                try:
-                    self.store.save(job)
-                except StoreUnavailable as exc:  # progress is advisory; the rows themselves are in the database
-                    log.warning("job %s: progress not recorded: %s", job_id, exc.message)
+            # Progress is advisory; the rows themselves are in the database.
+            if job.state == "running" and (problem := self._record(job)) is not None:
+                log.warning("job %s: progress not recorded: %s", job_id, problem)
 
         s = self.settings
         faults = os.environ.get("SQLEMBED_TEST_FAULTS") == "1"
@@ -105,10 +101,16 @@ class JobRunner:
                         job.last_error = line.strip()[:2000]
                 log.error("job %s failed: %s", job_id, job.last_error)
         job.finished = now()
+        if (problem := self._record(job)) is not None:
+            log.error("job %s ended %s but its record could not be written: %s", job_id, job.state, problem)
+
+    def _record(self, job: Job) -> str | None:
+        """Save the job's record; the store's complaint when it cannot be written (disk full, say)."""
         try:
             self.store.save(job)
         except StoreUnavailable as exc:
-            log.error("job %s ended %s but its record could not be written: %s", job_id, job.state, exc.message)
+            return exc.message
+        return None
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         fut = self._futures.get(job_id)

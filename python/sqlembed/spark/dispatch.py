@@ -184,7 +184,6 @@ class _Worker:
     executor: str
     gpu: str | None
     backend: str
-    wave: int
     busy: bool = False
     batches: int = 0
 
@@ -434,11 +433,9 @@ class SparkPlacement:
             if reason is not None:
                 send_frame(sock, json.dumps({"ok": False, "reason": reason}).encode())
                 sock.close()
-                if reason != "duplicate":
-                    log.warning("refused online executor task %s: %s", hello.get("executor"), reason)
+                log.warning("refused online executor task %s: %s", hello.get("executor"), reason)
                 return
-            worker = _Worker(sock, str(hello["executor"]), hello.get("gpu"), str(hello.get("backend")),
-                             int(hello.get("wave", 0)))
+            worker = _Worker(sock, str(hello["executor"]), hello.get("gpu"), str(hello.get("backend")))
             with self.cond:
                 if self._stop.is_set() or any(w.executor == worker.executor for w in self.workers):
                     send_frame(sock, json.dumps({"ok": False, "reason": "duplicate"}).encode())
@@ -455,13 +452,11 @@ class SparkPlacement:
                 sock.close()
 
     def _admit(self, hello: dict[str, Any]) -> str | None:
+        """Why a task cannot serve (None if it can); duplicates are decided where workers register."""
         if hello.get("model_id") != self.model_id:
             return f"executor serves model {hello.get('model_id')!r}, the service serves {self.model_id!r}"
         if self.require_gpu and not hello.get("gpu"):
             return "no GPU assigned to the task (SQLEMBED_SPARK_GPU=true)"
-        with self.cond:
-            if any(w.executor == hello.get("executor") for w in self.workers):
-                return "duplicate"
         return None
 
     def _workers_changed(self) -> None:
