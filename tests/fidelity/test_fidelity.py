@@ -8,8 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from sqlembed.engine.embedder import Embedder, load_embedder
-from sqlembed.engine.store import ModelStore
+from sqlembed.engine.embedder import Embedder
+from tests.support.engines import open_engine
 from tests.support.texts import varied_texts
 
 pytestmark = pytest.mark.slow
@@ -39,9 +39,7 @@ def reference(texts: list[str]) -> F32:
 
 
 def _embedder(model_dir: Path, precision: str) -> Embedder:
-    store = ModelStore(model_dir)
-    m = store.get(f"all-minilm-l6-v2-{precision}")
-    return load_embedder(store.path(m.id), m, threads=2)
+    return open_engine(model_dir, precision)
 
 
 def test_corpus_covers_the_hard_cases(texts: list[str], model_dir: Path) -> None:

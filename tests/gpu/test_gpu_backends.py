@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sqlembed.engine.embedder import Embedder, load_embedder
-from sqlembed.engine.store import ModelStore
+from sqlembed.engine.embedder import Embedder
+from tests.support.engines import open_engine
 from tests.support.texts import varied_texts
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow]
@@ -19,9 +19,8 @@ BACKENDS = ["torch", pytest.param("tensorrt", marks=pytest.mark.skipif(
 
 
 def _emb(model_dir: Path, backend: str) -> Embedder:
-    store = ModelStore(model_dir)
-    m = store.get(MODEL)
-    return load_embedder(store.path(m.id), m, threads=2, backend=backend, device="cuda:0", build_on_start=True)
+    return open_engine(model_dir, backend=backend, device="0" if backend != "onnx-cpu" else None,
+                       build_on_start=True)
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,16 @@ import pytest
 
 from sqlembed.benchmark.corpus import paragraphs
 from sqlembed.engine.batcher import Batcher
-from sqlembed.engine.embedder import Embedder, load_embedder
-from sqlembed.engine.store import ModelStore
+from sqlembed.engine.embedder import Embedder
 from sqlembed.errors import Overloaded
+from tests.support.engines import open_engine
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def embedder(model_dir: Path) -> Embedder:
-    store = ModelStore(model_dir)
-    m = store.get("all-minilm-l6-v2-fp32")
-    return load_embedder(store.path(m.id), m, threads=2)
+    return open_engine(model_dir)
 
 
 class Gate:

@@ -8,19 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sqlembed.engine.embedder import load_embedder
-from sqlembed.engine.store import ModelStore
+from tests.support.engines import open_engine
 from tests.support.texts import varied_texts
 
 pytestmark = pytest.mark.slow
 
 
 def test_torch_cpu_matches_onnx(model_dir: Path) -> None:
-    store = ModelStore(model_dir)
-    m = store.get("all-minilm-l6-v2-fp32")
     texts = varied_texts()[::5]
-    onnx = load_embedder(store.path(m.id), m, threads=2, backend="onnx-cpu").embed(texts)
-    torch_emb = load_embedder(store.path(m.id), m, threads=2, backend="torch", device="cpu")
+    onnx = open_engine(model_dir, backend="onnx-cpu").embed(texts)
+    torch_emb = open_engine(model_dir, backend="torch", device="cpu")
     assert torch_emb.backend.name == "torch-cpu"
     ours = torch_emb.embed(texts)
     cos = (ours * onnx).sum(axis=1)

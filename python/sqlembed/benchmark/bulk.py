@@ -27,11 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-rows", type=int, default=512)
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sqlembed.db.tables import TableSpec
+    from sqlembed.db.targets import TableSpec
     from sqlembed.engine.build import build_model
-    from sqlembed.engine.embedder import load_embedder
+    from sqlembed.engine.config import EngineSettings
+    from sqlembed.engine.opener import open_embedder
     from sqlembed.engine.store import ModelStore
-    from sqlembed.spark.job import config_from, run
+    from sqlembed.spark.job import BulkJob, run
     from sqlembed.spark.session import build_session, spark_conf
 
     model_dir = Path(args.model_dir or tempfile.mkdtemp(prefix="sqlembed-bulk-"))
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest = build_model(store, precision="fp32")
     texts = texts_for(args.rows)
 
-    emb = load_embedder(store.path(manifest.id), manifest, threads=os.cpu_count() or 1)
+    es = EngineSettings(model_dir, manifest.name, manifest.precision)
+    emb = open_embedder(es)
     emb.embed(texts[:64])
     t0 = time.perf_counter()
     emb.embed(texts)
@@ -55,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     spark = build_session(spark_conf(args.spark, gpu=False))
     session_s = time.perf_counter() - t0
-    cfg = config_from(TableSpec(f"sqlite:///{db}", "docs", "id", "body", "embedding"), model_dir=str(model_dir),
-                      model_id=manifest.id, batch_rows=args.batch_rows, threads=1)
-    result = run(spark, cfg)
+    job = BulkJob(TableSpec(f"sqlite:///{db}", "docs", "id", "body", "embedding"), es.with_threads(1),
+                  batch_rows=args.batch_rows)
+    result = run(spark, job)
     spark.stop()
     job_s = result.seconds
     assert result.rows_embedded == args.rows, result

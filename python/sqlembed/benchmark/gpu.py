@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from sqlembed.benchmark.throughput import Service, _drive
     from sqlembed.engine.build import build_model, default_source
-    from sqlembed.engine.embedder import load_embedder
+    from sqlembed.engine.config import EngineSettings
+    from sqlembed.engine.opener import open_embedder
     from sqlembed.engine.store import ModelStore
     from sqlembed.engine.tokenizer import Tokenizer
 
@@ -83,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     del st
     backends = ["torch"] + (["tensorrt"] if importlib.util.find_spec("tensorrt") else [])
     for name in backends:
-        emb = load_embedder(store.path(m.id), m, threads=2, backend=name, device="cuda:0", build_on_start=True,
-                            max_batch_items=256, max_batch_tokens=65536)
+        emb = open_embedder(EngineSettings(model_dir, m.name, m.precision, backend=name, threads=2, device="0",
+                                           build_on_start=True, max_batch_items=256, max_batch_tokens=65536))
         emb.embed(texts[:512])
         with GpuSampler() as g:
             t0 = time.perf_counter()

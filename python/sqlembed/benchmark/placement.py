@@ -31,13 +31,13 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _job_per_batch(model_dir: str, model_id: str, batch: list[list[int]]) -> Any:
+def _job_per_batch(es: Any, batch: list[list[int]]) -> Any:
     def run(rows: Any) -> Any:
-        from sqlembed.spark.partition import engine
+        from sqlembed.spark.engines import cached_embedder
 
         for _ in rows:  # drained, or Spark does not reuse the Python worker (SPARK-26549)
             pass
-        emb = engine(model_dir, model_id, os.cpu_count() or 1)
+        emb = cached_embedder(es)
         t0 = time.perf_counter()
         emb.embed_tokens([np.asarray(b, dtype=np.int64) for b in batch])
         return iter([time.perf_counter() - t0])
@@ -46,17 +46,17 @@ def _job_per_batch(model_dir: str, model_id: str, batch: list[list[int]]) -> Any
 
 
 def dispatch_overhead(cluster_url: str, model_dir: Path, model_id: str, rounds: int) -> dict[str, Any]:
-    from sqlembed.engine.embedder import load_embedder
-    from sqlembed.engine.store import ModelStore
-    from sqlembed.spark.dispatch import SparkPlacement
+    from sqlembed.engine.config import EngineSettings
+    from sqlembed.engine.opener import open_embedder
+    from sqlembed.spark.online.placement import SparkPlacement
     from sqlembed.spark.session import SessionHolder, spark_conf
 
-    store = ModelStore(model_dir)
-    local = load_embedder(store.path(model_id), store.get(model_id), threads=1)
+    name, _, precision = model_id.rpartition("-")
+    es = EngineSettings(model_dir, name, precision)
+    local = open_embedder(es.with_threads(1))
     holder = SessionHolder(spark_conf(cluster_url, gpu=False))
     overheads: list[float] = []
-    placement = SparkPlacement(mode="spark", local=local, session=holder, model_dir=str(model_dir),
-                               model_id=model_id, on_overhead=overheads.append)
+    placement = SparkPlacement(mode="spark", local=local, session=holder, engine=es, on_overhead=overheads.append)
     placement.start()
     try:
         deadline = time.monotonic() + 180
@@ -81,7 +81,7 @@ def dispatch_overhead(cluster_url: str, model_dir: Path, model_id: str, rounds: 
             lease.release()
             assert label == "spark"
         sc = holder.get().sparkContext
-        job = _job_per_batch(str(model_dir), model_id, [b.tolist() for b in batch])
+        job = _job_per_batch(es, [b.tolist() for b in batch])
         for _ in range(3):
             sc.parallelize([0], 1).mapPartitions(job).collect()
         job_overheads = []

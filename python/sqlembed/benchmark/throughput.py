@@ -71,12 +71,10 @@ def bench_baseline(texts: list[str], tokens: int, batch_size: int) -> Result:
 
 
 def bench_engine(model_dir: Path, precision: str, texts: list[str], tokens: int) -> Result:
-    from sqlembed.engine.embedder import load_embedder
-    from sqlembed.engine.store import ModelStore, model_id
+    from sqlembed.engine.config import EngineSettings
+    from sqlembed.engine.opener import open_embedder
 
-    store = ModelStore(model_dir)
-    mid = model_id("all-minilm-l6-v2", precision)
-    emb = load_embedder(store.path(mid), store.get(mid), threads=os.cpu_count() or 1, spin=True)
+    emb = open_embedder(EngineSettings(model_dir, "all-minilm-l6-v2", precision, backend="onnx-cpu"))
     emb.embed(texts[:64])
     t0 = time.perf_counter()
     emb.embed(texts)

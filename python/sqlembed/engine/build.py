@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -79,7 +78,6 @@ def _export_fp32(transformer_dir: Path, out: Path) -> tuple[tuple[str, ...], str
     import torch
     from transformers import AutoModel
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model = AutoModel.from_pretrained(str(transformer_dir), attn_implementation="eager")  # nosec B615
     model.eval()
     names = ["input_ids", "attention_mask"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +17,10 @@ F32 = npt.NDArray[np.float32]
 
 
 class Embedder:
-    """Synchronous engine; thread-safe as long as the backend is (ONNX Runtime sessions are)."""
+    """Synchronous engine; thread-safe as long as the backend is (ONNX Runtime sessions are).
+
+    Built by ``engine.opener.open_embedder``.
+    """
 
     def __init__(
         self,
@@ -35,10 +37,6 @@ class Embedder:
         self.dimensions = manifest.dimensions
         self.max_batch_items = max_batch_items
         self.max_batch_tokens = max_batch_tokens
-
-    @classmethod
-    def load(cls, model_dir: Path, manifest: Manifest, backend: Backend, **kw: int) -> Embedder:
-        return cls(backend, Tokenizer(model_dir / "tokenizer.json", manifest.max_seq_length), manifest, **kw)
 
     def tokenize(self, texts: Sequence[str], *, truncate: bool = True) -> list[TokenIds]:
         return self.tokenizer.encode(texts, truncate=truncate)
@@ -79,24 +77,3 @@ class Embedder:
     def close(self) -> None:
         self.backend.close()
 
-
-def load_embedder(
-    model_dir: Path,
-    manifest: Manifest,
-    *,
-    backend: str | Backend = "onnx-cpu",
-    threads: int,
-    spin: bool = True,
-    max_batch_items: int = 32,
-    max_batch_tokens: int = 4096,
-    device: str | None = None,
-    build_on_start: bool = False,
-) -> Embedder:
-    if isinstance(backend, str):
-        from sqlembed.engine.registry import create_backend
-
-        backend = create_backend(backend, model_dir, threads=threads, spin=spin, manifest=manifest, device=device,
-                                 build_on_start=build_on_start)
-    return Embedder.load(
-        model_dir, manifest, backend, max_batch_items=max_batch_items, max_batch_tokens=max_batch_tokens
-    )

@@ -7,7 +7,6 @@ imported here only; registry.py imports this module inside a function.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,9 @@ log = logging.getLogger(__name__)
 
 
 def cuda_device(explicit: str | None = None) -> str:
-    """The device to use: explicit, else the Spark task's GPU (SQLEMBED_CUDA_DEVICE), else cuda:0."""
-    chosen = explicit or os.environ.get("SQLEMBED_CUDA_DEVICE") or "0"
+    """The torch device for a setting: "1" -> "cuda:1"; None or "cuda" -> "cuda:0"; "cpu" stays."""
+    chosen = explicit if explicit not in (None, "", "cuda") else "0"
+    assert chosen is not None
     return chosen if chosen.startswith(("cuda", "cpu")) else f"cuda:{chosen}"
 
 
@@ -35,7 +35,7 @@ class TorchBackend:
         from transformers import AutoModel
 
         self._torch = torch
-        self.device = torch.device(cuda_device(device) if device.startswith("cuda") else device)
+        self.device = torch.device(cuda_device(device))
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         model = AutoModel.from_pretrained(str(transformer_dir), attn_implementation="sdpa", torch_dtype=self.dtype)  # nosec B615
         self.model = model.to(self.device).eval()
