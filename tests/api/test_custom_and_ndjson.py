@@ -25,13 +25,14 @@ FORMAT = {
 }
 
 
-def test_path_subset() -> None:
+def test_jsonpath_selectors() -> None:
     doc = {"a": [{"b": 1}, {"b": 2}, {"c": 3}], "d": {"e": "x"}}
     assert select(doc, parse_path("$.a[*].b")) == [1, 2]
     assert select(doc, parse_path("$.a[1].b")) == [2]
     assert select(doc, parse_path("$.d.e")) == ["x"]
+    assert select(doc, parse_path("$..b")) == [1, 2], "recursive descent (jsonpath-ng)"
     assert select(doc, parse_path("$.missing[*].x")) == []
-    for bad in ("a.b", "$..a", "$.a[?(@.b)]"):
+    for bad in ("a.b", "$.a[?(@.b)]", "$.a[", ""):
         with pytest.raises(ValueError):
             parse_path(bad)
 

@@ -28,15 +28,15 @@ def _documented_request() -> dict[str, object]:
 def test_embed_rows_request_is_accepted_and_paths_exist(base_url: str) -> None:
     body = _documented_request()
     text = _sql("060_embed_rows.sql")
-    # The FOR JSON in the procedure produces exactly these keys.
-    assert "@model AS model, @dims AS dimensions" in text and "k AS id, txt AS text" in text
-    assert "JSON_QUERY((SELECT k AS id, txt AS text" in text and "AS inputs" in text
+    # The FOR JSON in the procedure produces exactly these keys (ids are positions in the run).
+    assert "@model AS model, @dims AS dimensions, 'passage' AS input_type" in text
+    assert "JSON_QUERY((SELECT seq AS id, txt AS text" in text and "AS inputs" in text
     r = httpx.post(base_url + "/v1/sqlserver/embed", content=json.dumps(body),
                    headers={"Content-Type": "application/json; charset=utf-8"})
     assert r.status_code == 200, r.text
     out = r.json()
     # OPENJSON(@response, '$.result.embeddings') WITH (id '$.id', embedding '$.embedding' AS JSON)
-    assert "'$.result.embeddings'" in text and "'$.id'" in text and "'$.embedding'" in text
+    assert "'$.result.embeddings'" in text and "id int '$.id'" in text and "'$.embedding'" in text
     assert [e["id"] for e in out["embeddings"]] == [i["id"] for i in body["inputs"]]  # type: ignore[index]
     assert all(len(e["embedding"]) == body["dimensions"] for e in out["embeddings"])
     assert "'$.result.errors'" in text and out["errors"] == []
@@ -48,7 +48,8 @@ def test_embed_rows_request_is_accepted_and_paths_exist(base_url: str) -> None:
 def test_embed_text_reads_the_ollama_shape(base_url: str) -> None:
     text = _sql("050_embed_text.sql")
     assert "@path = N'/api/embed'" in text and "'$.result.embeddings[0]'" in text
-    m = re.search(r"JSON_OBJECT\('model': model, 'input': @text, 'dimensions': dimensions\)", text)
+    m = re.search(r"JSON_OBJECT\('model': model, 'input': @text, 'dimensions': dimensions,\s+"
+                  r"'input_type': @input_type ABSENT ON NULL\)", text)
     assert m
     r = httpx.post(base_url + "/api/embed", json={"model": "all-minilm", "input": "x", "dimensions": 384})
     assert len(r.json()["embeddings"][0]) == 384

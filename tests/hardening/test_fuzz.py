@@ -14,13 +14,15 @@ import re
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sqlembed import __version__
 from sqlembed.api.custom import parse_path, select
-from sqlembed.api.request import parse_texts
+from sqlembed.api.schemas.common import Limits, parse
+from sqlembed.api.schemas.ollama import EmbedRequest
 from sqlembed.db.sqlfiles import load, mask, render, split_batches, substitute
 from sqlembed.db.variables import SECRET_VARS, VARIABLES, resolve
 from sqlembed.errors import InvalidInput, SqlembedError, UnprocessableInput
@@ -72,9 +74,10 @@ def test_raw_bytes_never_5xx(base_url: str, path: str, raw: bytes, ctype: str) -
 
 @FUZZ
 @given(value=json_values, limit=st.integers(1, 8))
-def test_parse_texts_returns_strings_or_a_4xx_error(value: Any, limit: int) -> None:
+def test_request_texts_are_strings_or_a_4xx_error(value: Any, limit: int) -> None:
     try:
-        texts = parse_texts(value, "input", limit)
+        texts = parse(EmbedRequest, orjson.dumps({"model": "m", "input": value}), Limits(max_inputs=limit),
+                      "fuzz").input
     except (InvalidInput, UnprocessableInput):
         return
     assert isinstance(texts, list) and all(isinstance(t, str) for t in texts) and 0 < len(texts) <= limit

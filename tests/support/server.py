@@ -19,6 +19,51 @@ from sqlembed.engine.backend import Backend
 from sqlembed.settings import Settings
 from tests.support import leaks
 
+CONFORMANCE: list[str] = []
+"""Every response a test server sent that its own OpenAPI document does not describe (checked by
+tests/zz_leaks/test_responses_conform.py at the end of the session)."""
+CHECKED: list[int] = [0]
+_VALIDATORS: dict[tuple[str, str, str], Any] = {}
+
+
+def _validator(spec: dict[str, Any], path: str, method: str, status: str) -> Any:
+    key = (path, method, status)
+    if key not in _VALIDATORS:
+        import jsonschema
+
+        op = spec["paths"].get(path, {}).get(method)
+        resp = None if op is None else op["responses"].get(status)
+        schema = None if resp is None else resp.get("content", {}).get("application/json", {}).get("schema")
+        _VALIDATORS[key] = (False if op is None or resp is None else
+                            None if schema is None else
+                            jsonschema.Draft202012Validator({**schema, "components": spec["components"]}))
+    return _VALIDATORS[key]
+
+
+@web.middleware
+async def _conformance(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The served response, checked against the served spec (route template, method, status)."""
+    from sqlembed.api.openapi import SPEC
+
+    resp = await handler(request)
+    resource = request.match_info.route.resource
+    if resource is None or not isinstance(resp, web.Response) or resp.body is None:
+        return resp
+    path, method = resource.canonical, request.method.lower()
+    if method == "head":
+        return resp
+    check = _validator(request.app[SPEC], path, method, str(resp.status))
+    if check is False:
+        CONFORMANCE.append(f"{request.method} {path} answered {resp.status}, which its spec does not list")
+    elif check is not None and resp.content_type == "application/json":
+        import json
+
+        CHECKED[0] += 1
+        errors = sorted(check.iter_errors(json.loads(bytes(resp.body))), key=str)  # type: ignore[arg-type]
+        if errors:
+            CONFORMANCE.append(f"{request.method} {path} {resp.status}: {errors[0].message[:300]}")
+    return resp
+
 
 @web.middleware
 async def _capture_errors(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -69,6 +114,7 @@ class ServerThread:
         self.app = create_app(self.settings, backend=self.backend, spark_factory=self.spark_factory)
         self.app.middlewares.extend(self.middlewares)  # test-only observers, e.g. request capture
         self.app.middlewares.insert(0, _capture_errors)  # outermost: sees the formatted error bodies
+        self.app.middlewares.insert(0, _conformance)
         runner = web.AppRunner(self.app, access_log_class=AccessLogger)
         await runner.setup()
         site = web.TCPSite(runner, self.host, 0, ssl_context=self.ssl_context)

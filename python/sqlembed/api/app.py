@@ -11,44 +11,24 @@ from typing import Any
 
 from aiohttp import web
 
-from sqlembed.api import custom, health, jobs, ollama, openai, openapi, sqlserver
+from sqlembed.api import custom, jobs, openapi
 from sqlembed.api.auth import KeyRing, make_auth_middleware
 from sqlembed.api.errors import Handler, error_middleware
+from sqlembed.api.routes import ROUTES
 from sqlembed.api.state import SERVICE, Service
 from sqlembed.engine.backend import Backend
 from sqlembed.engine.batcher import Batcher
-from sqlembed.engine.embedder import Embedder, load_embedder
+from sqlembed.engine.config import EngineSettings
+from sqlembed.engine.embedder import Embedder
+from sqlembed.engine.opener import open_embedder
 from sqlembed.engine.placement import LocalPlacement, Placement
-from sqlembed.engine.store import ModelStore
+from sqlembed.errors import StoreUnavailable
 from sqlembed.settings import Settings
 from sqlembed.spark.session import SessionHolder, spark_conf
 
 log = logging.getLogger(__name__)
 
 KEYS = web.AppKey("keys", KeyRing)
-
-ROUTES: list[tuple[str, str, Handler]] = [
-    ("POST", "/api/embed", ollama.embed),
-    ("POST", "/api/embeddings", ollama.embeddings_legacy),
-    ("GET", "/api/tags", ollama.tags),
-    ("GET", "/api/version", ollama.version),
-    ("GET", "/", ollama.root),
-    ("POST", "/v1/embeddings", openai.embeddings),
-    ("POST", "/embeddings", openai.embeddings),
-    ("POST", "/openai/v1/embeddings", openai.embeddings),
-    ("POST", "/openai/deployments/{deployment}/embeddings", openai.embeddings),
-    ("GET", "/v1/models", openai.models),
-    ("POST", "/v1/sqlserver/embed", sqlserver.embed),
-    ("POST", "/v1/jobs", jobs.submit),
-    ("GET", "/v1/jobs", jobs.list_jobs),
-    ("GET", "/v1/jobs/{job_id}", jobs.get),
-    ("DELETE", "/v1/jobs/{job_id}", jobs.cancel),
-    ("GET", "/v1/scale", jobs.scale),
-    ("GET", "/healthz", health.healthz),
-    ("GET", "/readyz", health.readyz),
-    ("GET", "/metrics", health.metrics),
-    ("GET", "/openapi.json", openapi.openapi),
-]
 
 
 @web.middleware
@@ -72,18 +52,13 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
             m.rejected.inc()
 
 
-def _load(svc: Service, backend: Backend | None) -> Embedder:
-    s = svc.settings
-    store = ModelStore(s.model_dir)
-    mid = s.served_model_id()
-    manifest = store.get(mid)
-    embedder = load_embedder(
-        store.path(mid), manifest, backend=backend or s.backend, threads=s.effective_threads(), spin=s.spin,
-        device=s.cuda_device, build_on_start=s.build_on_start,
-        max_batch_items=s.max_batch_items, max_batch_tokens=s.max_batch_tokens,
-    )
+def _load(svc: Service, engine: Embedder | Backend | None) -> Embedder:
+    if isinstance(engine, Embedder):
+        embedder = engine
+    else:
+        embedder = open_embedder(EngineSettings.from_settings(svc.settings), backend=engine)
     embedder.warmup()
-    svc.manifest = manifest
+    svc.manifest = embedder.manifest
     return embedder
 
 
@@ -91,15 +66,14 @@ def _placement(svc: Service, embedder: Embedder, session: SessionHolder) -> Plac
     s = svc.settings
     if s.placement == "local":
         return LocalPlacement(embedder)
-    from sqlembed.spark.dispatch import SparkPlacement
+    from sqlembed.spark.online.placement import SparkPlacement
 
     m = svc.metrics
     placement = SparkPlacement(
-        mode=s.placement, local=embedder, session=session, model_dir=str(s.model_dir),
-        model_id=s.served_model_id(), backend=s.backend, executor_threads=s.threads, require_gpu=s.spark_gpu,
-        online_gpu_amount=s.spark_online_gpu_amount, bind_host=s.dispatch_host, bind_port=s.dispatch_port,
-        timeout_s=s.dispatch_timeout_s, wait_limit_s=s.dispatch_wait_s, concurrency=s.dispatch_concurrency,
-        on_overhead=m.dispatch_overhead.observe, on_workers=m.spark_workers.set,
+        mode=s.placement, local=embedder, session=session, engine=EngineSettings.from_settings(s),
+        require_gpu=s.spark_gpu, online_gpu_amount=s.spark_online_gpu_amount, bind_host=s.dispatch_host,
+        bind_port=s.dispatch_port, timeout_s=s.dispatch_timeout_s, wait_limit_s=s.dispatch_wait_s,
+        concurrency=s.dispatch_concurrency, on_overhead=m.dispatch_overhead.observe, on_workers=m.spark_workers.set,
     )
     placement.start()
     return placement
@@ -113,7 +87,7 @@ def _custom_formats(settings: Settings) -> list[custom.CustomFormat]:
         formats = [custom.CustomFormat.from_config(r) for r in raw]
     except (ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"SQLEMBED_CUSTOM_FORMATS is not valid: {exc}") from exc
-    taken = {p for _, p, _ in ROUTES}
+    taken = {r.path for r in ROUTES}
     for f in formats:
         if f.path in taken:
             raise ValueError(f"SQLEMBED_CUSTOM_FORMATS: {f.path} is already a route")
@@ -121,8 +95,10 @@ def _custom_formats(settings: Settings) -> list[custom.CustomFormat]:
     return formats
 
 
-def create_app(settings: Settings, backend: Backend | None = None,
+def create_app(settings: Settings, backend: Embedder | Backend | None = None,
                spark_factory: Callable[[], Any] | None = None) -> web.Application:
+    """The service. ``backend``: an opened engine (the CLI opens it before the port opens) or a
+    backend to run instead of the one the settings name (tests); None opens it from the settings."""
     svc = Service(settings)
     session = SessionHolder(
         spark_conf(settings.spark_master, gpu=settings.spark_gpu, task_gpu_amount=settings.spark_task_gpu_amount),
@@ -135,13 +111,15 @@ def create_app(settings: Settings, backend: Backend | None = None,
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[SERVICE] = svc
     app[KEYS] = ring
-    for fmt in _custom_formats(settings):
+    formats = _custom_formats(settings)
+    for fmt in formats:
         app.router.add_post(fmt.path, custom.make_handler(fmt))
-    for method, path, handler in ROUTES:
-        if method == "GET":
-            app.router.add_get(path, handler)  # also answers HEAD (contract E3: HEAD /api/version)
+    for r in ROUTES:
+        if r.method == "GET":
+            app.router.add_get(r.path, r.handler)  # also answers HEAD (contract E3: HEAD /api/version)
         else:
-            app.router.add_route(method, path, handler)
+            app.router.add_route(r.method, r.path, r.handler)
+    app[openapi.SPEC] = openapi.build_spec(svc.limits, tuple(f.path for f in formats))
 
     async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         async def load() -> None:
@@ -181,17 +159,21 @@ def create_app(settings: Settings, backend: Backend | None = None,
 
     async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         from sqlembed.jobs.runner import JobRunner
-        from sqlembed.jobs.store import JobStore
+        from sqlembed.jobs.store import fail_interrupted, open_store
 
-        store = JobStore(settings.state_dir)
-        interrupted = store.fail_interrupted()
+        store = open_store(settings.job_store_url())
+        try:
+            interrupted = await asyncio.to_thread(fail_interrupted, store)
+        except StoreUnavailable as exc:  # online embedding does not need the store
+            log.error("%s; job submissions will fail until it is reachable", exc.message)
+            interrupted = 0
         if interrupted:
             log.warning("%d job(s) were interrupted by a restart and are marked failed", interrupted)
         runner = JobRunner(settings, store, session)
         app[jobs.JOBS] = runner
         yield
         await asyncio.to_thread(runner.close)
-        store.close()
+        await asyncio.to_thread(store.close)
 
     async def session_ctx(app: web.Application) -> AsyncIterator[None]:
         yield

@@ -1,66 +1,53 @@
 """Configurable adapter: accept a user's own JSON shape without code (docs/formats.md).
 
-Each entry of SQLEMBED_CUSTOM_FORMATS names a route, JSONPath-like selectors for the texts (and
-optional ids) and a response template. The selectors support `$`, `.field`, `[n]` and `[*]`.
+Each entry of SQLEMBED_CUSTOM_FORMATS names a route, JSONPath selectors (jsonpath-ng) for the
+texts and optional ids, and a response template with placeholders.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from jsonpath_ng.jsonpath import JSONPath
+from jsonpath_ng.parser import parse as jsonpath
 
 from sqlembed.api.embed import embed_texts
-from sqlembed.api.request import opt_dimensions, read_json
 from sqlembed.api.responses import json_response
+from sqlembed.api.schemas.common import Dimensions, Request, parse, read_body
 from sqlembed.api.state import SERVICE
 from sqlembed.errors import InvalidInput
 
-_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\*|\d+)\]")
 PLACEHOLDERS = ("{id}", "{index}", "{embedding}", "{model}", "{dimensions}", "{tokens}")
 
 
-def parse_path(path: str) -> list[str | int | None]:
-    """`$.a[*].b` -> ["a", None, "b"] (None is the wildcard)."""
-    if not path.startswith("$"):
+class CustomRequest(Request):
+    """Any JSON object; only ``dimensions`` has a meaning of its own."""
+
+    dimensions: Dimensions | None = None
+
+
+def parse_path(path: str) -> JSONPath:
+    if not isinstance(path, str) or not path.startswith("$"):
         raise ValueError(f"path {path!r} must start with $")
-    steps: list[str | int | None] = []
-    pos = 1
-    while pos < len(path):
-        m = _STEP.match(path, pos)
-        if m is None:
-            raise ValueError(f"unsupported path syntax at {path[pos:]!r} in {path!r}")
-        field, index = m.groups()
-        steps.append(field if field is not None else (None if index == "*" else int(index)))
-        pos = m.end()
-    return steps
+    try:
+        return jsonpath(path)
+    except Exception as exc:  # jsonpath-ng raises its own parser errors (and Exception for lexer ones)
+        raise ValueError(f"path {path!r} is not a JSONPath: {exc}") from None
 
 
-def select(doc: Any, steps: list[str | int | None]) -> list[Any]:
+def select(doc: Any, path: JSONPath) -> list[Any]:
     """Every value the path reaches, in document order; missing branches yield nothing."""
-    current = [doc]
-    for step in steps:
-        nxt: list[Any] = []
-        for value in current:
-            if isinstance(value, list):
-                if step is None:
-                    nxt.extend(value)
-                elif isinstance(step, int) and -len(value) <= step < len(value):
-                    nxt.append(value[step])
-            elif isinstance(value, dict) and isinstance(step, str) and step in value:
-                nxt.append(value[step])
-        current = nxt
-    return current
+    return [m.value for m in path.find(doc)]
 
 
 @dataclass(frozen=True)
 class CustomFormat:
     name: str
     path: str
-    texts: list[str | int | None]
-    ids: list[str | int | None] | None
+    texts: JSONPath
+    ids: JSONPath | None
     response: Any
 
     @classmethod
@@ -89,19 +76,21 @@ class CustomFormat:
 def make_handler(fmt: CustomFormat) -> Any:
     async def handler(request: web.Request) -> web.Response:
         svc = request.app[SERVICE]
-        body = await read_json(request, svc.settings.max_body_bytes)
+        req = parse(CustomRequest, await read_body(request, svc.limits.max_body_bytes), svc.limits, fmt.path,
+                    log_extra=False)
+        body = {**(req.model_extra or {}), "dimensions": req.dimensions}
         texts = select(body, fmt.texts)
         if not texts:
             raise InvalidInput(f"no texts found in the request (format {fmt.name!r})")
         if not all(isinstance(t, str) and t for t in texts):
             raise InvalidInput(f"every selected text must be a non-empty string (format {fmt.name!r})")
-        if len(texts) > svc.settings.max_inputs:
-            raise InvalidInput(f"too many inputs: {len(texts)} (limit {svc.settings.max_inputs} per request)")
+        if len(texts) > svc.limits.max_inputs:
+            raise InvalidInput(f"too many inputs: {len(texts)} (limit {svc.limits.max_inputs} per request)")
         ids = select(body, fmt.ids) if fmt.ids else list(range(len(texts)))
         if len(ids) != len(texts):
             raise InvalidInput(f"found {len(texts)} texts but {len(ids)} ids (format {fmt.name!r})")
         model = svc.resolve_model(None)
-        result = await embed_texts(svc, texts, dimensions=opt_dimensions(body))
+        result = await embed_texts(svc, texts, dimensions=req.dimensions)
         items = [{"id": i, "index": n, "embedding": result.vectors[n]} for n, i in enumerate(ids)]
         values = {"model": model, "dimensions": int(result.vectors.shape[1]), "tokens": result.tokens}
         return json_response(fmt.render(fmt.response, values, items))

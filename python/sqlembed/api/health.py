@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from sqlembed.api.responses import json_response
+from sqlembed.api.schemas.service import Health, Ready
 from sqlembed.api.state import SERVICE
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    body: Health = {"status": "ok"}
+    return json_response(body)
 
 
 async def readyz(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     if svc.ready and svc.manifest is not None:
-        backend = svc.embedder.backend.name if svc.embedder is not None else None
-        body: dict[str, Any] = {"status": "ready", "model": svc.manifest.id, "backend": backend}
+        body: Ready = {"status": "ready", "model": svc.manifest.id,
+                       "backend": svc.embedder.backend.name if svc.embedder is not None else None}
         if svc.placement is not None and svc.batcher is not None:
             placement = svc.placement.describe()
             placement["batches"] = dict(svc.batcher.served)
@@ -31,8 +31,10 @@ async def readyz(request: web.Request) -> web.Response:
                 return resp
         return json_response(body)
     if svc.load_error is not None:
-        return json_response({"status": "failed", "error": svc.load_error}, status=503)
-    resp = json_response({"status": "loading"}, status=503)
+        failed: Ready = {"status": "failed", "error": svc.load_error}
+        return json_response(failed, status=503)
+    loading: Ready = {"status": "loading"}
+    resp = json_response(loading, status=503)
     resp.headers["Retry-After"] = "1"
     return resp
 

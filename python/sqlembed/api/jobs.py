@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Any
 
 from aiohttp import web
 
-from sqlembed.api.request import read_json
 from sqlembed.api.responses import json_response
+from sqlembed.api.schemas.common import parse, read_body
+from sqlembed.api.schemas.jobs import JobList, JobRequest, Scale
 from sqlembed.api.state import SERVICE
-from sqlembed.errors import InvalidInput, NotReady
+from sqlembed.errors import NotReady
 from sqlembed.jobs.runner import JobRunner
 from sqlembed.settings import Settings
 
 JOBS = web.AppKey("jobs", JobRunner)
-_REQUIRED = ("db", "table", "key", "text", "vector")
-_OPTIONAL_STR = ("where", "target_table")
 
 
 def _runner(request: web.Request) -> JobRunner:
@@ -26,35 +25,12 @@ def _runner(request: web.Request) -> JobRunner:
     return runner
 
 
-def parse_job(body: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in _REQUIRED:
-        v = body.get(key)
-        if not isinstance(v, str) or not v:
-            raise InvalidInput(f"'{key}' is required and must be a non-empty string", param=key)
-        out[key] = v
-    for key in _OPTIONAL_STR:
-        v = body.get(key)
-        if v is not None:
-            if not isinstance(v, str) or not v:
-                raise InvalidInput(f"'{key}' must be a non-empty string", param=key)
-            out[key] = v
-    batch = body.get("batch_rows")
-    if batch is not None:
-        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 100_000:
-            raise InvalidInput("'batch_rows' must be an integer from 1 to 100000", param="batch_rows")
-        out["batch_rows"] = batch
-    # Fault injection for the test suite; the runner ignores it unless SQLEMBED_TEST_FAULTS=1.
-    if isinstance(body.get("fail_slice_first_attempt"), int):
-        out["fail_slice_first_attempt"] = body["fail_slice_first_attempt"]
-        if isinstance(body.get("fault_marker"), str):
-            out["fault_marker"] = body["fault_marker"]
-    return out
-
-
 async def submit(request: web.Request) -> web.Response:
-    body = await read_json(request, request.app[SERVICE].settings.max_body_bytes)
-    job = _runner(request).submit(parse_job(body))
+    svc = request.app[SERVICE]
+    req = parse(JobRequest, await read_body(request, svc.limits.max_body_bytes), svc.limits, "/v1/jobs")
+    fields = req.model_dump(exclude_none=True, exclude=set(req.model_extra or ()))
+    # Submission checks the table in its database (a round trip): off the event loop.
+    job = await asyncio.to_thread(_runner(request).submit, fields)
     return json_response(job.public(), status=202)
 
 
@@ -63,7 +39,8 @@ async def get(request: web.Request) -> web.Response:
 
 
 async def list_jobs(request: web.Request) -> web.Response:
-    return json_response({"jobs": [j.public() for j in _runner(request).store.list()]})
+    body: JobList = {"jobs": [j.public() for j in _runner(request).store.list()]}
+    return json_response(body)
 
 
 async def cancel(request: web.Request) -> web.Response:
@@ -94,8 +71,10 @@ async def scale(request: web.Request) -> web.Response:
     batcher = svc.batcher
     last = batcher.last_request if batcher is not None else 0.0
     queued = batcher.queued_texts if batcher is not None else 0
-    wanted = workers_wanted(svc.settings, backlog, last, queued, time.time())
     workers = svc.placement.describe().get("workers", []) if svc.placement is not None else []
-    return json_response({"backlog_jobs": backlog, "workers_wanted": wanted, "placement": svc.settings.placement,
-                          "online_idle_s": round(time.time() - last, 1) if last else None,
-                          "queued_texts": queued, "connected_workers": len(workers)})
+    body: Scale = {"backlog_jobs": backlog,
+                   "workers_wanted": workers_wanted(svc.settings, backlog, last, queued, time.time()),
+                   "placement": svc.settings.placement,
+                   "online_idle_s": round(time.time() - last, 1) if last else None,
+                   "queued_texts": queued, "connected_workers": len(workers)}
+    return json_response(body)

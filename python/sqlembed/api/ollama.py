@@ -9,48 +9,46 @@ from aiohttp import web
 
 from sqlembed import __version__
 from sqlembed.api.embed import embed_texts
-from sqlembed.api.request import log_unknown_keys, opt_bool, opt_dimensions, opt_str, parse_texts, read_json
 from sqlembed.api.responses import json_response
+from sqlembed.api.schemas.common import parse, read_body
+from sqlembed.api.schemas.ollama import (
+    EmbedRequest,
+    EmbedResponse,
+    LegacyRequest,
+    LegacyResponse,
+    Tag,
+    TagsResponse,
+    VersionResponse,
+)
 from sqlembed.api.state import SERVICE
-from sqlembed.errors import InvalidInput
 
 # Clients gate features on the Ollama version (/api/embed arrived in 0.3.0): report a modern one.
 OLLAMA_COMPAT_VERSION = "0.12.0"
-
-_EMBED_KEYS = frozenset({"model", "input", "truncate", "dimensions", "keep_alive", "options"})
-_LEGACY_KEYS = frozenset({"model", "prompt", "keep_alive", "options"})
 
 
 async def embed(request: web.Request) -> web.Response:
     t0 = time.perf_counter_ns()
     svc = request.app[SERVICE]
-    body = await read_json(request, svc.settings.max_body_bytes)
-    log_unknown_keys(body, _EMBED_KEYS, "/api/embed")
-    model = svc.resolve_model(opt_str(body, "model"))
-    texts = parse_texts(body.get("input"), "input", svc.settings.max_inputs)
-    result = await embed_texts(
-        svc, texts, truncate=opt_bool(body, "truncate", True), dimensions=opt_dimensions(body)
-    )
-    return json_response({
+    req = parse(EmbedRequest, await read_body(request, svc.limits.max_body_bytes), svc.limits, "/api/embed")
+    model = svc.resolve_model(req.model)
+    result = await embed_texts(svc, req.input, truncate=req.truncate, dimensions=req.dimensions)
+    body: EmbedResponse = {
         "model": model,
         "embeddings": result.vectors,
         "total_duration": time.perf_counter_ns() - t0,
         "load_duration": 0,
         "prompt_eval_count": result.tokens,
-    })
+    }
+    return json_response(body)
 
 
 async def embeddings_legacy(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
-    body = await read_json(request, svc.settings.max_body_bytes)
-    log_unknown_keys(body, _LEGACY_KEYS, "/api/embeddings")
-    svc.resolve_model(opt_str(body, "model"))
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str):
-        raise InvalidInput("'prompt' is required and must be a string", param="prompt")
-    texts = parse_texts(prompt, "prompt", 1)
-    result = await embed_texts(svc, texts)
-    return json_response({"embedding": result.vectors[0]})
+    req = parse(LegacyRequest, await read_body(request, svc.limits.max_body_bytes), svc.limits, "/api/embeddings")
+    svc.resolve_model(req.model)
+    result = await embed_texts(svc, [req.prompt])
+    body: LegacyResponse = {"embedding": result.vectors[0]}
+    return json_response(body)
 
 
 async def tags(request: web.Request) -> web.Response:
@@ -58,24 +56,19 @@ async def tags(request: web.Request) -> web.Response:
     _, _, m = svc.engine()
     modified = dt.datetime.fromisoformat(m.created_at) if m.created_at else dt.datetime.now(dt.UTC)
     size = (svc.settings.model_dir / m.id / "model.onnx").stat().st_size
-    entry = {
-        "modified_at": modified.isoformat(),
-        "size": size,
+    models: list[Tag] = [{
+        "name": n, "model": n, "modified_at": modified.isoformat(), "size": size,
         "digest": m.source_hash.removeprefix("sha256:"),
-        "details": {
-            "parent_model": "",
-            "format": "onnx",
-            "family": m.family,
-            "families": [m.family],
-            "parameter_size": f"{m.parameters / 1e6:.1f}M",
-            "quantization_level": m.precision.upper(),
-        },
-    }
-    return json_response({"models": [{"name": n, "model": n, **entry} for n in svc.model_names()]})
+        "details": {"parent_model": "", "format": "onnx", "family": m.family, "families": [m.family],
+                    "parameter_size": f"{m.parameters / 1e6:.1f}M", "quantization_level": m.precision.upper()},
+    } for n in svc.model_names()]
+    body: TagsResponse = {"models": models}
+    return json_response(body)
 
 
 async def version(request: web.Request) -> web.Response:
-    return json_response({"version": OLLAMA_COMPAT_VERSION, "sqlembed": __version__})
+    body: VersionResponse = {"version": OLLAMA_COMPAT_VERSION, "sqlembed": __version__}
+    return json_response(body)
 
 
 async def root(request: web.Request) -> web.Response:

@@ -10,76 +10,70 @@ import orjson
 from aiohttp import web
 
 from sqlembed.api.embed import embed_texts
-from sqlembed.api.request import log_unknown_keys, opt_dimensions, opt_str, read_json
 from sqlembed.api.responses import json_response
+from sqlembed.api.schemas.common import parse, read_body
+from sqlembed.api.schemas.sqlserver import EmbedRowsRequest, EmbedRowsResponse, RowError
 from sqlembed.api.state import SERVICE
-from sqlembed.errors import InvalidInput
 
-_KEYS = frozenset({"model", "dimensions", "inputs"})
 _SCALARS = (str, int, float, bool)
 
 
 def _row_error(row: Any) -> str | None:
     if not isinstance(row, dict):
         return "row must be an object with 'id' and 'text'"
-    text = row.get("text")
+    rid, text = row.get("id"), row.get("text")
+    if rid is not None and not isinstance(rid, _SCALARS):
+        return "'id' must be a JSON scalar (number or string)"
     if text is None:
         return "'text' is missing or null"
     if not isinstance(text, str):
         return "'text' must be a string"
     if not text:
         return "'text' is an empty string"
+    if rid is None:
+        return "'id' is missing or null"
     return None
+
+
+def split_rows(rows: list[Any]) -> tuple[list[Any], list[str], list[RowError]]:
+    """(ids, texts) of the good rows and one error per bad row, in input order."""
+    ids: list[Any] = []
+    texts: list[str] = []
+    errors: list[RowError] = []
+    for row in rows:
+        problem = _row_error(row)
+        if problem is not None:
+            rid = row.get("id") if isinstance(row, dict) else None
+            errors.append({"id": rid if isinstance(rid, _SCALARS) else None, "error": problem})
+            continue
+        ids.append(row["id"])
+        texts.append(row["text"])
+    return ids, texts, errors
 
 
 async def embed(request: web.Request) -> web.StreamResponse:
     svc = request.app[SERVICE]
-    body = await read_json(request, svc.settings.max_body_bytes)
-    log_unknown_keys(body, _KEYS, "/v1/sqlserver/embed")
-    model = svc.resolve_model(opt_str(body, "model"))
-    dimensions = opt_dimensions(body)
-    rows = body.get("inputs")
-    if not isinstance(rows, list):
-        raise InvalidInput("'inputs' must be a list of {\"id\", \"text\"} objects", param="inputs")
-    if not rows:
-        raise InvalidInput("'inputs' must not be empty", param="inputs")
-    if len(rows) > svc.settings.max_inputs:
-        raise InvalidInput(f"too many inputs: {len(rows)} (limit {svc.settings.max_inputs} per request)",
-                           param="inputs")
-    good_ids: list[Any] = []
-    texts: list[str] = []
-    errors: list[dict[str, Any]] = []
-    for row in rows:
-        rid = row.get("id") if isinstance(row, dict) else None
-        if rid is not None and not isinstance(rid, _SCALARS):
-            errors.append({"id": None, "error": "'id' must be a JSON scalar (number or string)"})
-            continue
-        problem = _row_error(row)
-        if problem is None and rid is None:
-            problem = "'id' is missing or null"
-        if problem is not None:
-            errors.append({"id": rid, "error": problem})
-            continue
-        good_ids.append(rid)
-        texts.append(row["text"])
+    req = parse(EmbedRowsRequest, await read_body(request, svc.limits.max_body_bytes), svc.limits,
+                "/v1/sqlserver/embed")
+    model = svc.resolve_model(req.model)
+    ids, texts, errors = split_rows(req.inputs)
     _, _, manifest = svc.engine()
-    dims = dimensions or manifest.dimensions
+    dims = req.dimensions or manifest.dimensions
     if "application/x-ndjson" in request.headers.get("Accept", ""):
-        return await _stream(request, good_ids, texts, errors, dimensions)
+        return await _stream(request, ids, texts, errors, req.dimensions)
     if not texts:
-        return json_response({"model": model, "model_id": manifest.id, "dimensions": dims,
-                              "embeddings": [], "errors": errors,
-                              "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+        empty: EmbedRowsResponse = {"model": model, "model_id": manifest.id, "dimensions": dims, "embeddings": [],
+                                    "errors": errors, "usage": {"prompt_tokens": 0, "total_tokens": 0}}
+        return json_response(empty)
     # Texts longer than the model's context are truncated, as AI_GENERATE_EMBEDDINGS callers expect.
-    result = await embed_texts(svc, texts, dimensions=dimensions)
-    return json_response({
-        "model": model,
-        "model_id": manifest.id,
-        "dimensions": dims,
-        "embeddings": [{"id": rid, "embedding": result.vectors[i]} for i, rid in enumerate(good_ids)],
+    result = await embed_texts(svc, texts, dimensions=req.dimensions)
+    body: EmbedRowsResponse = {
+        "model": model, "model_id": manifest.id, "dimensions": dims,
+        "embeddings": [{"id": rid, "embedding": result.vectors[i]} for i, rid in enumerate(ids)],
         "errors": errors,
         "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens},
-    })
+    }
+    return json_response(body)
 
 
 # Rows per chunk when streaming: small enough that the first lines leave early, large enough
@@ -87,7 +81,7 @@ async def embed(request: web.Request) -> web.StreamResponse:
 STREAM_CHUNK = 128
 
 
-async def _stream(request: web.Request, ids: list[Any], texts: list[str], errors: list[dict[str, Any]],
+async def _stream(request: web.Request, ids: list[Any], texts: list[str], errors: list[RowError],
                   dimensions: int | None) -> web.StreamResponse:
     """NDJSON for external clients (Accept: application/x-ndjson): one line per row as its chunk
     finishes, bad rows first, then {"done": true, ...}. SQL Server gets one JSON body instead."""

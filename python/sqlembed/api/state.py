@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from sqlembed.api.metrics import Metrics
+from sqlembed.api.schemas.common import Limits
 from sqlembed.engine.batcher import Batcher
 from sqlembed.engine.embedder import Embedder
 from sqlembed.engine.placement import Placement
@@ -28,6 +29,10 @@ class Service:
     placement: Placement | None = None
     load_error: str | None = None
     _warned_models: set[str] = field(default_factory=set)
+    limits: Limits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limits = Limits(max_inputs=self.settings.max_inputs, max_body_bytes=self.settings.max_body_bytes)
 
     @property
     def ready(self) -> bool:

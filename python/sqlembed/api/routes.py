@@ -1,0 +1,83 @@
+"""The route table: every route with what the OpenAPI document says about it.
+
+``app.create_app`` registers exactly these routes and ``openapi.build_spec`` describes exactly
+these, from the same request models and response shapes the handlers use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from sqlembed.api import health, jobs, ollama, openai, openapi, sqlserver
+from sqlembed.api.errors import Handler, Protocol
+from sqlembed.api.schemas import jobs as job_s
+from sqlembed.api.schemas import ollama as ollama_s
+from sqlembed.api.schemas import openai as openai_s
+from sqlembed.api.schemas import service as service_s
+from sqlembed.api.schemas import sqlserver as sqlserver_s
+
+EMBED_ERRORS = (400, 401, 404, 413, 415, 422, 429, 503)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    protocol: Protocol
+    request: type[BaseModel] | None = None
+    response: Any = None
+    """The 2xx body's type (a TypedDict), or None for a text body."""
+    status: int = 200
+    errors: tuple[int, ...] = (401,)
+    open: bool = False
+    """Served without an API key (liveness and readiness probes, Ollama's root)."""
+    content_type: str = "application/json"
+    description: str = ""
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/api/embed", ollama.embed, "Ollama embed (AI_GENERATE_EMBEDDINGS, API_FORMAT 'Ollama')",
+          "ollama", ollama_s.EmbedRequest, ollama_s.EmbedResponse, errors=EMBED_ERRORS),
+    Route("POST", "/api/embeddings", ollama.embeddings_legacy, "Ollama legacy embeddings (one prompt)",
+          "ollama", ollama_s.LegacyRequest, ollama_s.LegacyResponse, errors=EMBED_ERRORS),
+    Route("GET", "/api/tags", ollama.tags, "models served (Ollama)", "ollama", response=ollama_s.TagsResponse,
+          errors=(401, 503)),
+    Route("GET", "/api/version", ollama.version, "Ollama-compatible version", "ollama",
+          response=ollama_s.VersionResponse),
+    Route("GET", "/", ollama.root, "liveness text, as Ollama answers", "ollama", open=True,
+          content_type="text/plain", errors=()),
+    Route("POST", "/v1/embeddings", openai.embeddings, "OpenAI embeddings (API_FORMAT 'OpenAI')", "openai",
+          openai_s.EmbeddingsRequest, openai_s.EmbeddingsResponse, errors=EMBED_ERRORS),
+    Route("POST", "/embeddings", openai.embeddings, "OpenAI embeddings under any prefix", "openai",
+          openai_s.EmbeddingsRequest, openai_s.EmbeddingsResponse, errors=EMBED_ERRORS),
+    Route("POST", "/openai/v1/embeddings", openai.embeddings, "Azure OpenAI v1 embeddings", "openai",
+          openai_s.EmbeddingsRequest, openai_s.EmbeddingsResponse, errors=EMBED_ERRORS),
+    Route("POST", "/openai/deployments/{deployment}/embeddings", openai.embeddings,
+          "Azure OpenAI deployment embeddings (API_FORMAT 'Azure OpenAI'; api-version accepted)", "openai",
+          openai_s.EmbeddingsRequest, openai_s.EmbeddingsResponse, errors=EMBED_ERRORS),
+    Route("GET", "/v1/models", openai.models, "models served (OpenAI)", "openai", response=openai_s.ModelList,
+          errors=(401, 503)),
+    Route("POST", "/v1/sqlserver/embed", sqlserver.embed,
+          "keyed rows in, keyed vectors and per-row errors out (sqlembed.embed_rows)", "openai",
+          sqlserver_s.EmbedRowsRequest, sqlserver_s.EmbedRowsResponse, errors=EMBED_ERRORS,
+          description=sqlserver_s.NDJSON_DESCRIPTION),
+    Route("POST", "/v1/jobs", jobs.submit, "submit a bulk embedding job (202 at once; poll GET /v1/jobs/{job_id})",
+          "openai", job_s.JobRequest, job_s.Job, status=202, errors=(400, 401, 413, 415, 503)),
+    Route("GET", "/v1/jobs", jobs.list_jobs, "recent jobs", "openai", response=job_s.JobList, errors=(401, 503)),
+    Route("GET", "/v1/jobs/{job_id}", jobs.get, "job state and progress", "openai", response=job_s.Job,
+          errors=(401, 404, 503)),
+    Route("DELETE", "/v1/jobs/{job_id}", jobs.cancel, "cancel (the Spark job group)", "openai",
+          response=job_s.Job, errors=(401, 404, 503)),
+    Route("GET", "/v1/scale", jobs.scale, "scale signal for GPU workers (KEDA metrics-api)", "openai",
+          response=job_s.Scale, errors=(401, 503)),
+    Route("GET", "/healthz", health.healthz, "liveness", "ollama", response=service_s.Health, open=True, errors=()),
+    Route("GET", "/readyz", health.readyz, "readiness: model loaded and warmed", "ollama",
+          response=service_s.Ready, open=True, errors=(503,)),
+    Route("GET", "/metrics", health.metrics, "Prometheus metrics", "ollama", content_type="text/plain"),
+    Route("GET", "/openapi.json", openapi.openapi, "this document", "ollama", response=dict[str, Any]),
+)

@@ -1,0 +1,180 @@
+"""What every protocol shares: reading the body, the validation-error adapter, limits, text lists.
+
+Validation errors are mapped once, here, to the domain errors of ``sqlembed.errors``; the error
+middleware then formats them in the caller's protocol, so envelopes and status codes are the same
+as they have always been documented.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, ValidationInfo, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from sqlembed.errors import InvalidInput, PayloadTooLarge, SqlembedError, UnprocessableInput, UnsupportedMediaType
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+LIMIT = "x-sqlembed-limit"
+"""Marks a schema node whose bound is a setting; the OpenAPI generator fills in the configured value."""
+
+# SQL Server may override content-type with these (contract A5); curl -d sends form-urlencoded.
+_JSON_COMPATIBLE = ("application/json", "text/plain", "application/x-www-form-urlencoded")
+_logged_keys: set[str] = set()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request limits that are settings; validation reads them from the pydantic context."""
+
+    max_inputs: int = 2048
+    max_body_bytes: int = 100 * 1024 * 1024
+
+
+class Request(BaseModel):
+    """Base of every request model: JSON types as sent (no coercion), unknown fields kept and logged."""
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+
+def _acceptable(content_type: str) -> bool:
+    return (content_type in _JSON_COMPATIBLE
+            or (content_type.startswith("application/") and content_type.endswith(("+json", ".json"))))
+
+
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    if "Content-Type" in request.headers and not _acceptable(request.content_type):
+        raise UnsupportedMediaType(f"Content-Type '{request.content_type}' is not supported; send application/json")
+    charset = request.charset
+    if charset is not None and charset.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType(f"charset '{charset}' is not supported; send UTF-8")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(f"request body of {request.content_length} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge(f"request body exceeds the {max_bytes}-byte limit") from exc
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def domain_error(exc: ValidationError, raw: bytes) -> SqlembedError:
+    """The one mapping from a pydantic validation failure to a domain error (first problem wins)."""
+    err = exc.errors(include_url=False)[0]
+    kind, loc, msg = err["type"], tuple(err["loc"]), str(err["msg"])
+    param = str(loc[0]) if loc else None
+    where = _where(loc)
+    if kind == "json_invalid":
+        if not raw.strip():
+            return InvalidInput("request body is empty; send a JSON object")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return InvalidInput("request body is not valid UTF-8")
+        return InvalidInput(msg.replace("Invalid JSON: ", "invalid JSON: "))
+    if kind == "model_type" and not loc:
+        return InvalidInput("request body must be a JSON object")
+    if kind == "unprocessable":
+        return UnprocessableInput(msg, param=param)
+    if kind == "invalid_input":
+        return InvalidInput(msg, param=param)
+    if kind == "missing":
+        return InvalidInput(f"'{where}' is required", param=param)
+    return InvalidInput(f"'{where}': {msg[0].lower() + msg[1:] if msg else kind}", param=param)
+
+
+def parse(model: type[M], raw: bytes, limits: Limits, route: str, *, log_extra: bool = True) -> M:
+    try:
+        value = model.model_validate_json(raw, context=limits)
+    except ValidationError as exc:
+        raise domain_error(exc, raw) from None
+    if log_extra and value.model_extra:
+        _log_unknown(value.model_extra, route)
+    return value
+
+
+def _log_unknown(extra: dict[str, Any], route: str) -> None:
+    """Clients send fields we do not use (sql_rest_options, options, user...): tolerate them."""
+    for key in extra:
+        tag = f"{route}:{key}"
+        if tag not in _logged_keys and len(_logged_keys) < 256:
+            _logged_keys.add(tag)
+            log.info("ignoring unknown field %r on %s (logged once)", key[:64], route)
+
+
+def _limits(info: ValidationInfo) -> Limits:
+    ctx = info.context
+    return ctx if isinstance(ctx, Limits) else Limits()
+
+
+def _is_token_ids(value: list[Any]) -> bool:
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    nested = all(isinstance(v, list) and v and all(isinstance(t, int) and not isinstance(t, bool) for t in v)
+                 for v in value)
+    return ints or nested
+
+
+def _texts(value: Any, info: ValidationInfo) -> list[str]:
+    param = info.field_name or "input"
+    if isinstance(value, str):
+        texts = [value]
+    elif isinstance(value, list):
+        if not value:
+            raise PydanticCustomError("invalid_input", "'{p}' must not be an empty list", {"p": param})
+        if all(isinstance(v, str) for v in value):
+            texts = value
+        elif _is_token_ids(value):
+            raise PydanticCustomError("unprocessable",
+                                      "token-id arrays in '{p}' are not supported by this model; send text",
+                                      {"p": param})
+        else:
+            raise PydanticCustomError("invalid_input", "'{p}' must be a string or a list of strings", {"p": param})
+    else:
+        raise PydanticCustomError("invalid_input", "'{p}' must be a string or a list of strings", {"p": param})
+    limit = _limits(info).max_inputs
+    if len(texts) > limit:
+        raise PydanticCustomError("invalid_input", "too many inputs: {n} (limit {limit} per request)",
+                                  {"n": len(texts), "limit": limit})
+    for i, t in enumerate(texts):
+        if not t:
+            where = param if isinstance(value, str) else f"{param}[{i}]"
+            raise PydanticCustomError("invalid_input", "'{w}' is an empty string", {"w": where})
+    return texts
+
+
+Texts = Annotated[list[str], PlainValidator(_texts), WithJsonSchema({
+    "oneOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, LIMIT: "max_inputs"},
+    ],
+    "description": "one text or a list of texts (token-id arrays are refused with 422)",
+})]
+"""A string or a non-empty list of non-empty strings, at most ``max_inputs`` of them."""
+
+Dimensions = Annotated[int, Field(ge=1, description="keep the first n dimensions and re-normalize")]
+Vector = Annotated[Any, WithJsonSchema({"type": "array", "items": {"type": "number"}})]
+"""A float32 vector (numpy at run time, serialized by orjson)."""
+Vectors = Annotated[Any, WithJsonSchema({"type": "array", "items": {"type": "array", "items": {"type": "number"}}})]
+Scalar = Annotated[Any, WithJsonSchema({"type": ["string", "number", "integer", "boolean"]})]
+
+
+def check_rows(rows: list[Any], info: ValidationInfo) -> list[Any]:
+    """A list of keyed rows: the list is checked here, each row by the route (row errors never fail a batch)."""
+    if not rows:
+        raise PydanticCustomError("invalid_input", "'{p}' must not be empty", {"p": info.field_name})
+    limit = _limits(info).max_inputs
+    if len(rows) > limit:
+        raise PydanticCustomError("invalid_input", "too many inputs: {n} (limit {limit} per request)",
+                                  {"n": len(rows), "limit": limit})
+    return rows

@@ -1,0 +1,56 @@
+"""The bulk job API (submit-and-poll: SQL Server waits at most 230 s, contract A7/A9)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import ConfigDict, Field
+from typing_extensions import TypedDict
+
+from sqlembed.api.schemas.common import Dimensions, Request
+from sqlembed.jobs.store import JobRecord
+
+Name = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class JobRequest(Request):
+    db: Name = Field(description="a name from SQLEMBED_DATABASES, never a connection string")
+    table: Name = Field(description="table or view: name or schema.name")
+    key: Name
+    text: Name
+    vector: Name
+    where: str | None = Field(
+        None, min_length=1, max_length=4000,
+        description="one boolean expression over the table's columns and literals (comparisons, AND/OR/NOT, "
+                    "IN, BETWEEN, LIKE, IS NULL); anything else is refused with 400 before any SQL runs")
+    target_table: Name | None = Field(None, description="write (key, vector) here instead of the vector column")
+    batch_rows: int | None = Field(None, ge=1, le=100_000, description="rows per embed + write chunk")
+    dimensions: Dimensions | None = Field(
+        None, description="keep the first n dimensions and re-normalize (default: the column's size)")
+
+    expect_database: Name | None = Field(
+        None, description="the database the caller means (sqlembed.submit_job sends DB_NAME()); the job is "
+                          "refused if the 'db' name points elsewhere")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"db": "app", "table": "dbo.docs", "key": "id", "text": "body", "vector": "embedding"},
+        {"db": "app", "table": "dbo.docs", "key": "id", "text": "body", "vector": "embedding",
+         "dimensions": 256, "batch_rows": 1024},
+    ]})
+
+
+Job = JobRecord
+"""A job as GET /v1/jobs/{id} returns it (defined with the job store, which fills it)."""
+
+
+class JobList(TypedDict):
+    jobs: list[JobRecord]
+
+
+class Scale(TypedDict):
+    backlog_jobs: int
+    workers_wanted: int
+    placement: str
+    online_idle_s: float | None
+    queued_texts: int
+    connected_workers: int
