@@ -65,11 +65,14 @@ def base_url(server: ServerThread) -> str:
 
 
 @pytest.fixture(scope="session")
-def spark_local(model_dir: Path) -> Iterator[Any]:
+def spark_local(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One local[2] SparkSession for every test that needs Spark in-process (spark, hardening)."""
     pytest.importorskip("pyspark", reason="needs the spark extra (pyspark)")
-    # Executor Python workers inherit the environment of the process that starts the JVM.
-    os.environ["SQLEMBED_TEST_FAULTS"] = "1"
+    # Executor Python workers inherit the environment of the process that starts the JVM: they load
+    # the test-only fault plugin (tests/support/faultplugin), armed by a plan file a test writes.
+    plugin = str(Path(__file__).parent / "support" / "faultplugin")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (plugin, os.environ.get("PYTHONPATH")) if p)
+    os.environ["SQLEMBED_TEST_FAULT_PLAN"] = str(tmp_path_factory.mktemp("faults") / "plan.json")
     from sqlembed.spark.session import build_session, spark_conf
 
     spark = build_session(spark_conf("local[2]", gpu=False))

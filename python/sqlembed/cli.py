@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlembed import __version__
-from sqlembed.errors import ModelNotFound, SqlembedError
+from sqlembed.errors import SqlembedError
 from sqlembed.settings import DEFAULT_MODEL, Settings
 
 log = logging.getLogger("sqlembed")
@@ -45,37 +45,6 @@ def _ensure_model(settings: Settings) -> None:
     log.info("built %s", mid)
 
 
-def _open_backend(settings: Settings) -> Any:
-    """Open the served model before the port opens: a missing or corrupt model is a clear error
-    naming the path and the rebuild command, and a non-zero exit, never a traceback."""
-    from sqlembed.engine.registry import create_backend
-    from sqlembed.engine.store import ModelStore
-
-    store = ModelStore(settings.model_dir)
-    mid = settings.served_model_id()
-    path = store.path(mid)
-    rebuild = f"sqlembed model build --precision {settings.precision} --force"
-    if settings.model != DEFAULT_MODEL:
-        rebuild += f" --source <directory or Hub id of {settings.model}> --name {settings.model}"
-    try:
-        try:
-            manifest = store.get(mid)
-        except ModelNotFound:
-            raise SqlembedError(f"model '{mid}' is not built in {settings.model_dir}; build it: "
-                                + rebuild.replace(" --force", "")) from None
-        if not (path / "tokenizer.json").is_file():
-            raise FileNotFoundError(f"{path / 'tokenizer.json'} is missing")
-        return create_backend(settings.backend, path, threads=settings.effective_threads(), spin=settings.spin,
-                              manifest=manifest, device=settings.cuda_device,
-                              build_on_start=settings.build_on_start)
-    except SqlembedError:
-        raise
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise SqlembedError(f"model '{mid}' in {path} cannot be loaded ({type(exc).__name__}: {first}); "
-                            f"rebuild it: {rebuild}") from None
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -98,7 +67,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if keyless and settings.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s without API keys: set SQLEMBED_API_KEYS", settings.host)
     log.info("sqlembed %s on %s://%s:%d", __version__, scheme, settings.host, settings.port)
-    app = create_app(settings, backend=_open_backend(settings))
+    from sqlembed.engine.config import EngineSettings
+    from sqlembed.engine.opener import open_embedder
+
+    # Opened before the port opens: a missing or corrupt model is one clear line and exit code 2.
+    app = create_app(settings, backend=open_embedder(EngineSettings.from_settings(settings)))
     if settings.api_keys_file is not None:
         from sqlembed.api.app import KEYS
 
@@ -236,19 +209,19 @@ def _progress_line(p: Any, started: float) -> str:
     import time
 
     elapsed = time.monotonic() - started
-    share = p.slices_done / p.slices_total if p.slices_total else 0.0
+    share = min(1.0, p.rows_read / p.rows_total) if p.rows_total else 0.0
     width = 30
     bar = "#" * int(share * width) + "-" * (width - int(share * width))
     eta = f"{elapsed / share - elapsed:5.0f}s" if 0 < share < 1 else "  -  "
     rows = f"{p.rows_done:,} rows, {p.rows_per_s:,.0f} rows/s" if p.rows_done else "embedding..."
-    return f"\r[{bar}] {p.slices_done}/{p.slices_total} slices  {rows}  ETA {eta}  {elapsed:5.0f}s"
+    return f"\r[{bar}] {p.rows_read:,}/{p.rows_total:,} rows checked  {rows}  ETA {eta}  {elapsed:5.0f}s"
 
 
 def cmd_embed_table(args: argparse.Namespace) -> int:
     import time
 
-    from sqlembed.db.tables import TableSpec
-    from sqlembed.spark.job import config_from, run
+    from sqlembed.db.targets import TableSpec
+    from sqlembed.spark.job import bulk_job, run
     from sqlembed.spark.session import build_session, spark_conf
 
     settings = _settings(args)
@@ -258,8 +231,7 @@ def cmd_embed_table(args: argparse.Namespace) -> int:
     from sqlembed.engine.store import ModelStore
 
     ModelStore(settings.model_dir).get(settings.served_model_id())  # a clear error if it is not built
-    cfg = config_from(spec, model_dir=str(settings.model_dir), model_id=settings.served_model_id(),
-                      batch_rows=args.batch_rows or settings.job_batch_rows, threads=1)
+    job = bulk_job(spec, settings, dimensions=args.dimensions, batch_rows=args.batch_rows)
     spark = build_session(spark_conf(args.spark or settings.spark_master, gpu=settings.spark_gpu,
                                      task_gpu_amount=settings.spark_task_gpu_amount))
     started = time.monotonic()
@@ -271,14 +243,14 @@ def cmd_embed_table(args: argparse.Namespace) -> int:
             sys.stderr.flush()
 
     try:
-        result = run(spark, cfg, on_progress=show)
+        result = run(spark, job, on_progress=show)
     finally:
         spark.stop()
     if tty:
         sys.stderr.write("\n")
     rate = result.rows_embedded / result.seconds if result.seconds else 0.0
     print(f"{args.table}: {result.rows_embedded} rows embedded, {result.rows_failed} failed (NULL or empty text), "
-          f"{result.rows_read} read, {result.seconds:.1f}s, {rate:.1f} rows/s"
+          f"{result.rows_read} read, {result.dimensions} dimensions, {result.seconds:.1f}s, {rate:.1f} rows/s"
           + (f", GPUs {','.join(result.gpus)}" if result.gpus else ""))
     return 0
 
@@ -333,12 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
     ss.set_defaults(func=cmd_tls_selfsigned)
 
     e = sub.add_parser("embed-table", help="embed a whole table on Spark and write the vectors back")
-    e.add_argument("--db", required=True, help="SQLAlchemy URL: sqlite:///file.db or mssql+pyodbc://...")
+    e.add_argument("--db", required=True, help="sqlite:///file.db, mssql+mssqlpython://..., mssql+pyodbc://... "
+                                               "or an ODBC connection string")
     e.add_argument("--table", required=True)
     e.add_argument("--key", required=True)
     e.add_argument("--text", required=True)
     e.add_argument("--vector", required=True)
-    e.add_argument("--where", help="extra predicate on the source table (alias t)")
+    e.add_argument("--where", help="row filter: one boolean expression over the table's columns and literals")
+    e.add_argument("--dimensions", type=int, help="keep the first n dimensions and re-normalize "
+                                                  "(default: the column's VECTOR(n), else the model's)")
     e.add_argument("--target-table", help="write (key, vector) here instead of the source's vector column")
     e.add_argument("--spark", help="Spark master: local[2], spark://host:7077 (default $SQLEMBED_SPARK_MASTER)")
     e.add_argument("--batch-rows", type=int, help="rows per embed + write chunk")

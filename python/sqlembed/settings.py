@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     spark_gpu: bool = False
     spark_task_gpu_amount: float = Field(1.0, gt=0, le=1)
     job_batch_rows: int = Field(512, ge=1, le=100_000)
+    # Where job records live: "" = a SQLite file in state_dir (local disk only), "db:<name>" = the
+    # sqlembed.jobs table of a SQLEMBED_DATABASES target (SQL Server), or a database URL.
+    job_store: SecretStr = SecretStr("")
+    # Inference threads per bulk executor task; 0 = spark.task.cpus.
+    task_threads: int = Field(0, ge=0)
+    # Port the driver listens on for per-chunk progress from bulk tasks; 0 = any free port.
+    progress_port: int = Field(0, ge=0, le=65535)
     # A bulk job's task retries an unreachable or locked database (with backoff) this long, then fails.
     db_retry_s: float = Field(60.0, ge=0)
     # Configurable adapters: a JSON list of {"name", "path", "texts", "ids"?, "response"} (docs/formats.md).
@@ -117,5 +124,18 @@ class Settings(BaseSettings):
             raise ValueError("SQLEMBED_DATABASES must be a JSON object of name -> URL")
         return value
 
-    def effective_threads(self) -> int:
-        return self.threads or (os.cpu_count() or 1)
+    def job_store_url(self) -> str:
+        raw = self.job_store.get_secret_value().strip()
+        if not raw:
+            return f"sqlite:///{self.state_dir / 'jobs.db'}"
+        if raw.startswith("db:"):
+            url = self.database_urls().get(raw[3:])
+            if url is None:
+                raise ValueError(f"SQLEMBED_JOB_STORE names database {raw[3:]!r}, which SQLEMBED_DATABASES lacks")
+            return url
+        return raw
+
+    @property
+    def progress_host(self) -> str | None:
+        """Executors reach the driver at the dispatch host for progress reports too."""
+        return self.dispatch_host

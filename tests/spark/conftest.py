@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 from pathlib import Path
@@ -11,8 +10,6 @@ from sqlembed.benchmark.corpus import paragraphs
 
 pytest.importorskip("pyspark", reason="needs the spark extra (pyspark)")
 
-# Executor Python workers inherit the environment of the process that starts the JVM.
-os.environ["SQLEMBED_TEST_FAULTS"] = "1"
 
 
 def sentences(n: int) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sqlembed.jobs.store import JobStore
+from sqlembed.jobs.store import SqliteJobStore
 from sqlembed.settings import Settings
 from tests.spark.conftest import make_table, sentences
 from tests.support.server import ServerThread, with_settings
@@ -88,11 +89,24 @@ def test_cancel_a_running_job(job_server: ServerThread) -> None:
     ({"db": "nope", "table": "docs", "key": "id", "text": "body", "vector": "embedding"}, 400),
     ({"db": "small", "table": "docs;drop", "key": "id", "text": "body", "vector": "embedding"}, 400),
     ({"db": "small", "table": "docs", "key": "id", "text": "body", "vector": "embedding", "batch_rows": 0}, 400),
+    # Checked in the database before the job is accepted: a 4xx now, not a failed job later.
+    ({"db": "small", "table": "nope", "key": "id", "text": "body", "vector": "embedding"}, 400),
+    ({"db": "small", "table": "docs", "key": "id", "text": "nope", "vector": "embedding"}, 400),
+    # Row filters are proved to be one boolean expression before any SQL runs (contract of issue 13).
+    ({"db": "small", "table": "docs", "key": "id", "text": "body", "vector": "embedding",
+      "where": "1=1) DELETE FROM docs WHERE (1=1"}, 400),
+    ({"db": "small", "table": "docs", "key": "id", "text": "body", "vector": "embedding",
+      "where": "id > 0; DROP TABLE docs"}, 400),
+    ({"db": "small", "table": "docs", "key": "id", "text": "body", "vector": "embedding",
+      "where": "id IN (SELECT id FROM docs)"}, 400),
+    ({"db": "small", "table": "docs", "key": "id", "text": "body", "vector": "embedding", "dimensions": 999}, 400),
 ])
-def test_bad_job_requests(job_server: ServerThread, body: dict[str, Any], status: int) -> None:
+def test_bad_job_requests(job_server: ServerThread, dbs: dict[str, Path], body: dict[str, Any], status: int) -> None:
+    before = sqlite3.connect(dbs["small"]).execute("SELECT COUNT(*) FROM docs").fetchone()[0]
     r = httpx.post(job_server.url + "/v1/jobs", json=body)
-    assert r.status_code == status and r.json()["error"]["message"]
+    assert r.status_code in (status, 422) and r.json()["error"]["message"], r.text
     assert "sqlite:///" not in r.text, "database URLs are never echoed"
+    assert sqlite3.connect(dbs["small"]).execute("SELECT COUNT(*) FROM docs").fetchone()[0] == before
 
 
 def test_unknown_job_is_404(job_server: ServerThread) -> None:
@@ -102,7 +116,7 @@ def test_unknown_job_is_404(job_server: ServerThread) -> None:
 
 
 def test_restart_marks_interrupted_jobs_failed(tmp_path: Path, base_settings: Settings) -> None:
-    store = JobStore(tmp_path)
+    store = SqliteJobStore(tmp_path / "jobs.db")
     job = store.create({"db": "x", "table": "t", "key": "k", "text": "t", "vector": "v"})
     job.state = "running"
     store.save(job)

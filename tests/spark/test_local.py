@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sqlembed.db.tables import SQLITE_STATE, TableSpec, content_hash
-from sqlembed.engine.embedder import Embedder, load_embedder
-from sqlembed.engine.store import ModelStore
-from sqlembed.spark.job import config_from, run
+from sqlembed.db.targets import TableSpec, content_hash
+from sqlembed.db.targets.sqlite import STATE as SQLITE_STATE
+from sqlembed.engine.embedder import Embedder
+from sqlembed.spark.job import BulkJob, run
 from tests.spark.conftest import make_table, sentences
+from tests.support.engines import engine_settings, open_engine
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 MODEL = "all-minilm-l6-v2-fp32"
@@ -22,15 +24,22 @@ MODEL = "all-minilm-l6-v2-fp32"
 
 @pytest.fixture(scope="module")
 def engine(model_dir: Path) -> Embedder:
-    store = ModelStore(model_dir)
-    return load_embedder(store.path(MODEL), store.get(MODEL), threads=2)
+    return open_engine(model_dir)
 
 
-def _cfg(url: str, model_dir: Path, **kw: Any) -> Any:
-    fault, marker = kw.pop("fail_slice_first_attempt", None), kw.pop("fault_marker", None)
-    return config_from(TableSpec(url, kw.pop("table", "docs"), "id", "body", "embedding", **kw),
-                       model_dir=str(model_dir), model_id=MODEL, batch_rows=256, threads=1,
-                       fail_slice_first_attempt=fault, fault_marker=marker)
+def _cfg(url: str, model_dir: Path, **kw: Any) -> BulkJob:
+    job = {k: kw.pop(k) for k in ("dimensions", "page_rows") if k in kw}
+    return BulkJob(TableSpec(url, kw.pop("table", "docs"), "id", "body", "embedding", **kw),
+                   engine_settings(model_dir, threads=1), batch_rows=256, **job)
+
+
+def arm_fault(plan: dict[str, Any]) -> Path:
+    """Arm the test-only fault plugin the executors load (tests/support/faultplugin)."""
+    import os
+
+    path = Path(os.environ["SQLEMBED_TEST_FAULT_PLAN"])
+    path.write_text(json.dumps(plan))
+    return path
 
 
 def _vectors(path: Path, table: str = "docs") -> dict[int, np.ndarray]:
@@ -82,8 +91,12 @@ def test_failed_task_attempt_is_retried_without_loss_or_duplicates(spark_local: 
     db = tmp_path / "retry.db"
     url = make_table(db, list(texts))
     marker = tmp_path / "fault.txt"
-    result = run(spark_local, _cfg(url, model_dir, fail_slice_first_attempt=1, fault_marker=str(marker)), slices=4)
-    assert marker.read_text().startswith("slice 1 failed after 256 rows"), "the first attempt really failed"
+    plan = arm_fault({"after_writes": 1, "marker": str(marker)})
+    try:
+        result = run(spark_local, _cfg(url, model_dir), slices=4)
+    finally:
+        plan.unlink()
+    assert re.fullmatch(r"partition \d+ failed after 256 rows\n", marker.read_text()), "a first attempt really failed"
     assert result.rows_failed == 0
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT COUNT(*) FROM docs WHERE embedding IS NULL").fetchone()[0] == 0
@@ -116,5 +129,41 @@ def test_identifiers_are_validated(tmp_path: Path, model_dir: Path, spark_local:
         run(spark_local, _cfg(url, model_dir, table="docs; DROP TABLE docs"))
     with pytest.raises(InvalidInput, match="not found"):
         run(spark_local, _cfg(url, model_dir, table="nope"))
-    with pytest.raises(InvalidInput, match="may not contain"):
-        run(spark_local, _cfg(url, model_dir, where="1=1; DELETE FROM docs"))
+    for where in ("1=1; DELETE FROM docs", "1=1) DELETE FROM docs WHERE (1=1", "id IN (SELECT id FROM docs)",
+                  "length(body) > 3", "body = (SELECT max(body) FROM docs)", "nope = 1", "docs.id = 1"):
+        with pytest.raises(InvalidInput, match="'where'"):
+            run(spark_local, _cfg(url, model_dir, where=where))
+
+
+def test_a_row_filter_embeds_only_matching_rows(spark_local: Any, model_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "filter.db"
+    url = make_table(db, sentences(40))
+    # Comments are dropped by the parser's re-rendering; what runs is the checked expression.
+    result = run(spark_local, _cfg(url, model_dir, where="id <= 10 AND NOT id IN (3, 4) -- a comment"))
+    assert (result.rows_embedded, result.rows_failed) == (8, 0)
+    assert sorted(_vectors(db)) == [1, 2, 5, 6, 7, 8, 9, 10]
+
+
+def test_dimensions_below_the_models_truncate_and_renormalize(spark_local: Any, model_dir: Path,
+                                                              engine: Embedder, tmp_path: Path) -> None:
+    texts = sentences(30)
+    db = tmp_path / "dims.db"
+    url = make_table(db, list(texts))
+    result = run(spark_local, _cfg(url, model_dir, dimensions=128))
+    assert (result.rows_embedded, result.dimensions) == (30, 128)
+    got = _vectors(db)
+    assert {len(v) for v in got.values()} == {128}
+    full = engine.embed(texts)[:, :128]
+    ref = full / np.linalg.norm(full, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.stack([got[i + 1] for i in range(30)]), ref, atol=1e-5)
+    # The dimensions are part of what a vector was computed with: at 384 every row is pending again.
+    assert run(spark_local, _cfg(url, model_dir, dimensions=128)).rows_embedded == 0
+    assert run(spark_local, _cfg(url, model_dir)).rows_embedded == 30
+
+
+def test_a_rerun_over_an_unchanged_table_reads_no_text(spark_local: Any, model_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "rerun.db"
+    url = make_table(db, sentences(500))
+    assert run(spark_local, _cfg(url, model_dir)).rows_embedded == 500
+    again = run(spark_local, _cfg(url, model_dir, page_rows=64))
+    assert (again.rows_read, again.rows_embedded) == (0, 0), "pending rows are decided in the database"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from sqlembed.db.tables import TableSpec
-from sqlembed.errors import InvalidInput, StoreUnavailable
+from sqlembed.db.targets import TableSpec, open_target
+from sqlembed.errors import InvalidInput, StoreUnavailable, UnprocessableInput
 from sqlembed.jobs.store import FINAL, Job, JobStore, now
 from sqlembed.settings import Settings
 from sqlembed.spark.session import SessionHolder
@@ -30,7 +29,7 @@ class JobRunner:
     def spark(self) -> Any:
         return self._session.get()
 
-    def submit(self, request: dict[str, Any]) -> Job:
+    def spec(self, request: dict[str, Any]) -> TableSpec:
         url = self.settings.database_urls().get(request["db"])
         if url is None:
             raise InvalidInput(f"unknown database {request['db']!r}; configured names: "
@@ -38,7 +37,28 @@ class JobRunner:
                                param="db")
         spec = TableSpec(url, request["table"], request["key"], request["text"], request["vector"],
                          request.get("where"), request.get("target_table"))
-        spec.validate_shape()
+        spec.validate_shape()  # names and the row filter, before any SQL runs
+        return spec
+
+    def submit(self, request: dict[str, Any]) -> Job:
+        """Validate, check the table in its database (names, columns, permissions, the database the
+        caller meant), record the job and queue it. Blocking: call it off the event loop."""
+        from sqlembed.engine.store import ModelStore
+
+        spec = self.spec(request)
+        model = ModelStore(self.settings.model_dir).get(self.settings.served_model_id())
+        dims = request.get("dimensions")
+        if dims is not None and dims > model.dimensions:
+            raise UnprocessableInput(f"dimensions={dims} is larger than the model's {model.dimensions}",
+                                     param="dimensions")
+        target = open_target(spec, retry_s=min(self.settings.db_retry_s, 10.0))
+        try:
+            info = target.check(request.get("expect_database"))
+        finally:
+            target.close()
+        if dims is not None and info.vector_dims is not None and dims != info.vector_dims:
+            raise InvalidInput(f"{info.vector} is VECTOR({info.vector_dims}); dimensions={dims} does not fit it",
+                               param="dimensions")
         job = self.store.create(request)
         self._futures[job.id] = self._pool.submit(self._run, job.id, spec)
         return job
@@ -58,7 +78,7 @@ class JobRunner:
         return job
 
     def _run(self, job_id: str, spec: TableSpec) -> None:
-        from sqlembed.spark.job import Progress, config_from, run
+        from sqlembed.spark.job import Progress, bulk_job, run
 
         job = self.store.get(job_id)
         if job_id in self._cancelled or job.state != "queued":
@@ -75,18 +95,15 @@ class JobRunner:
             if job.state == "running" and (problem := self._record(job)) is not None:
                 log.warning("job %s: progress not recorded: %s", job_id, problem)
 
-        s = self.settings
-        faults = os.environ.get("SQLEMBED_TEST_FAULTS") == "1"
-        cfg = config_from(spec, model_dir=str(s.model_dir), model_id=s.served_model_id(),
-                          batch_rows=int(job.request.get("batch_rows") or s.job_batch_rows), threads=1,
-                          fail_slice_first_attempt=job.request.get("fail_slice_first_attempt") if faults else None,
-                          fault_marker=job.request.get("fault_marker") if faults else None,
-                          db_retry_s=s.db_retry_s)
+        r = job.request
         try:
-            result = run(self.spark(), cfg, job_group=job_id, on_progress=on_progress)
+            bj = bulk_job(spec, self.settings, dimensions=r.get("dimensions"), batch_rows=r.get("batch_rows"),
+                          expect_database=r.get("expect_database"))
+            result = run(self.spark(), bj, job_group=job_id, on_progress=on_progress)
             job.rows_total, job.rows_done, job.rows_failed = result.rows_read, result.rows_embedded, result.rows_failed
             job.rows_per_s = round(result.rows_embedded / result.seconds, 2) if result.seconds else 0.0
             job.gpus = result.gpus
+            job.request = {**job.request, "dimensions": result.dimensions}
             job.state = "succeeded"
         except Exception as exc:
             if job_id in self._cancelled:

@@ -1,4 +1,10 @@
-"""Durable job records in a small SQLite file under SQLEMBED_STATE_DIR (a shared volume in production)."""
+"""Durable job records, where they are safe.
+
+Two stores behind one interface: a SQLite file on the service's **local** disk (the default, a
+single machine), or the ``sqlembed.jobs`` table in a target SQL Server (``SQLEMBED_JOB_STORE=db:<name>``;
+one source of truth that T-SQL reads too and that survives a master restart on a new replica).
+Never SQLite on a network share: its locking is unreliable there (SQLite's own documentation).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,14 @@ import threading
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol, cast
+
+from typing_extensions import TypedDict
 
 from sqlembed.errors import JobNotFound, StoreUnavailable
 
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+STATES: tuple[JobState, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -21,10 +30,27 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+class JobRecord(TypedDict):
+    """A job as the API shows it (GET /v1/jobs/{id}); the OpenAPI schema is generated from this."""
+
+    id: str
+    state: JobState
+    request: dict[str, Any]
+    created: str
+    started: str | None
+    finished: str | None
+    rows_total: int
+    rows_done: int
+    rows_failed: int
+    rows_per_s: float
+    last_error: str | None
+    gpus: list[str]
+
+
 @dataclass
 class Job:
     id: str
-    state: str
+    state: JobState
     request: dict[str, Any]  # never holds secrets: the database is a configured name
     created: str = field(default_factory=now)
     started: str | None = None
@@ -36,22 +62,49 @@ class Job:
     last_error: str | None = None
     gpus: list[str] = field(default_factory=list)
 
-    def public(self) -> dict[str, Any]:
-        return asdict(self)
+    def public(self) -> JobRecord:
+        return cast(JobRecord, asdict(self))
 
 
-class JobStore:
-    def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+class JobStore(Protocol):
+    def create(self, request: dict[str, Any]) -> Job: ...
+    def save(self, job: Job) -> None: ...
+    def get(self, job_id: str) -> Job: ...
+    def list(self, limit: int = 100) -> list[Job]: ...
+    def close(self) -> None: ...
+
+
+def new_job(request: dict[str, Any]) -> Job:
+    return Job(id=uuid.uuid4().hex, state="queued", request=request)
+
+
+def fail_interrupted(store: JobStore) -> int:
+    """At start-up: jobs a previous process left queued or running can no longer finish."""
+    count = 0
+    for job in store.list(limit=100_000):
+        if job.state not in FINAL:
+            job.state, job.finished = "failed", now()
+            job.last_error = ("interrupted by a service restart; submit it again to resume "
+                              "(only rows still pending are embedded)")
+            store.save(job)
+            count += 1
+    return count
+
+
+class SqliteJobStore:
+    """One SQLite file on local disk (WAL is safe there, and only there)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.path = state_dir / "jobs.db"
+        self.path = path
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS jobs "
                          "(id TEXT PRIMARY KEY, created TEXT NOT NULL, doc TEXT NOT NULL)")
 
     def create(self, request: dict[str, Any]) -> Job:
-        job = Job(id=uuid.uuid4().hex, state="queued", request=request)
+        job = new_job(request)
         self.save(job)
         return job
 
@@ -78,18 +131,76 @@ class JobStore:
             rows = self._db.execute("SELECT doc FROM jobs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
         return [Job(**json.loads(r[0])) for r in rows]
 
-    def fail_interrupted(self) -> int:
-        """At start-up: jobs a previous process left queued or running can no longer finish."""
-        count = 0
-        for job in self.list(limit=100_000):
-            if job.state not in FINAL:
-                job.state, job.finished = "failed", now()
-                job.last_error = ("interrupted by a service restart; submit it again to resume "
-                                  "(only rows still pending are embedded)")
-                self.save(job)
-                count += 1
-        return count
-
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class SqlServerJobStore:
+    """``sqlembed.jobs`` in a target SQL Server (migration 010): the service writes each job's record
+    into ``last_status`` and its state into ``state``; ``sqlembed.submit_job`` adds who submitted it."""
+
+    def __init__(self, url: str) -> None:
+        from sqlembed.db.connect import sqlalchemy_engine
+
+        self.url = url
+        self._engine = sqlalchemy_engine(url)
+
+    def _run(self, what: str, fn: Any) -> Any:
+        import sqlalchemy.exc
+
+        try:
+            with self._engine.begin() as conn:
+                return fn(conn)
+        except sqlalchemy.exc.DBAPIError as exc:
+            first = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0][:200]
+            raise StoreUnavailable(f"the job store (sqlembed.jobs) cannot be {what}: {first}") from None
+
+    def create(self, request: dict[str, Any]) -> Job:
+        job = new_job(request)
+        self.save(job)
+        return job
+
+    def save(self, job: Job) -> None:
+        from sqlalchemy import text
+
+        params = {"id": job.id, "src": str(job.request.get("table", ""))[:300],
+                  "tgt": job.request.get("target_table"), "state": job.state, "doc": json.dumps(job.public())}
+        self._run("written", lambda c: c.execute(text(
+            "MERGE sqlembed.jobs WITH (HOLDLOCK) AS j USING (SELECT CAST(:id AS nvarchar(64)) AS job_id) AS x "
+            "ON j.job_id = x.job_id WHEN MATCHED THEN UPDATE SET state = :state, last_status = :doc, "
+            "updated_at = SYSUTCDATETIME() WHEN NOT MATCHED THEN INSERT (job_id, source_table, target_table, state, "
+            "last_status, updated_at) VALUES (:id, :src, :tgt, :state, :doc, SYSUTCDATETIME());"), params))
+
+    def get(self, job_id: str) -> Job:
+        from sqlalchemy import text
+
+        doc = self._run("read", lambda c: c.execute(text(
+            "SELECT last_status FROM sqlembed.jobs WHERE job_id = :id"), {"id": job_id}).scalar())
+        if doc is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return Job(**json.loads(doc))
+
+    def list(self, limit: int = 100) -> list[Job]:
+        from sqlalchemy import text
+
+        rows = self._run("read", lambda c: c.execute(text(
+            "SELECT TOP (:n) last_status FROM sqlembed.jobs WHERE last_status IS NOT NULL "
+            "ORDER BY submitted_at DESC"), {"n": limit}).fetchall())
+        out = []
+        for (doc,) in rows:
+            try:
+                out.append(Job(**json.loads(doc)))
+            except (TypeError, ValueError):
+                continue  # a row written by another tool
+        return out
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def open_store(url: str) -> JobStore:
+    """``sqlite:///path`` (local disk) or a SQL Server URL / ODBC string holding ``sqlembed.jobs``."""
+    if url.startswith("sqlite:///"):
+        return SqliteJobStore(Path(url.removeprefix("sqlite:///")))
+    return SqlServerJobStore(url)

@@ -1,6 +1,8 @@
-"""The bulk job driver: plan key slices, run them on the executors, report progress.
+"""The bulk job driver: resolve the table, plan key slices in one query, run them on the executors,
+report progress per chunk.
 
-Entry point for spark-submit: ``python -m sqlembed.spark.job`` (reads settings, like the CLI).
+Entry point for spark-submit: ``python -m sqlembed.spark.job --db URL --table T --key K --text X
+--vector V`` (the options of ``sqlembed embed-table``; settings from the environment, like the CLI).
 """
 
 from __future__ import annotations
@@ -9,13 +11,34 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlembed.db.tables import TableAccess, TableSpec
+from sqlembed.db.targets import EmbeddingId, TableInfo, TableSpec, open_target
+from sqlembed.db.targets.spec import VectorType
+from sqlembed.engine.config import EngineSettings
+from sqlembed.errors import InvalidInput, UnprocessableInput
 from sqlembed.spark.partition import STATS_SCHEMA, PartitionConfig, embed_slices
+from sqlembed.spark.progress import ProgressServer
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BulkJob:
+    """What to embed and how; built once from settings and the request at the entry point."""
+
+    spec: TableSpec
+    engine: EngineSettings
+    dimensions: int | None = None
+    """Keep the first n dimensions and re-normalize; default: the column's VECTOR(n), else the model's."""
+    vector_type: VectorType | None = None
+    batch_rows: int = 512
+    page_rows: int = 2048
+    db_retry_s: float = 60.0
+    expect_database: str | None = None
+    progress_host: str | None = None
+    progress_port: int = 0
 
 
 @dataclass
@@ -25,6 +48,7 @@ class Progress:
     slices_done: int = 0
     rows_done: int = 0
     rows_failed: int = 0
+    rows_read: int = 0
     started: float = 0.0
 
     @property
@@ -40,28 +64,68 @@ class JobResult:
     rows_failed: int
     seconds: float
     gpus: list[str]
+    dimensions: int = 0
 
 
-def run(spark: Any, cfg: PartitionConfig, *, slices: int | None = None, job_group: str | None = None,
+@dataclass(frozen=True)
+class Plan:
+    info: TableInfo
+    eid: EmbeddingId
+    total: int
+    bounds: list[tuple[Any, Any]]
+
+
+def plan(job: BulkJob, slices: int) -> Plan:
+    """On the driver: names from the catalog, the embedding's identity, slice bounds in one query."""
+    from sqlembed.engine.store import ModelStore
+
+    manifest = ModelStore(job.engine.model_dir).get(job.engine.model_id)
+    target = open_target(job.spec, retry_s=job.db_retry_s)
+    try:
+        info = target.check(job.expect_database)
+        dims = job.dimensions or info.vector_dims or manifest.dimensions
+        if dims > manifest.dimensions:
+            raise UnprocessableInput(f"dimensions={dims} is larger than the model's {manifest.dimensions}",
+                                     param="dimensions")
+        if job.vector_type is not None and info.vector_dims is not None and job.vector_type != info.vector_type:
+            raise InvalidInput(f"{info.vector} holds {info.vector_type} vectors; the job asks for {job.vector_type}")
+        eid = EmbeddingId(manifest.id, dims, job.vector_type or info.vector_type)
+        info = target.prepare(info, eid)
+        total, bounds = target.slice_bounds(info, slices)
+    finally:
+        target.close()
+    return Plan(info, eid, total, bounds)
+
+
+def run(spark: Any, job: BulkJob, *, slices: int | None = None, job_group: str | None = None,
         on_progress: Callable[[Progress], None] | None = None) -> JobResult:
     sc = spark.sparkContext
-    parallelism = sc.defaultParallelism
-    access = TableAccess(cfg.spec)
-    try:
-        access.check()
-        total, bounds = access.slice_bounds(slices or max(4 * parallelism, 1))
-    finally:
-        access.close()
-    progress = Progress(rows_total=total, slices_total=len(bounds), started=time.monotonic())
-    if not bounds:
-        return JobResult(0, 0, 0, 0.0, [])
-    rows = [(i, lo, hi) for i, (lo, hi) in enumerate(bounds)]
+    threads = job.engine.threads or int(sc.getConf().get("spark.task.cpus", "1"))
+    p = plan(job, slices or max(4 * sc.defaultParallelism, 1))
+    progress = Progress(rows_total=p.total, slices_total=len(p.bounds), started=time.monotonic())
+    if not p.bounds:
+        return JobResult(0, 0, 0, 0.0, [], p.eid.dimensions)
+    driver = job.progress_host or sc.getConf().get("spark.driver.host") or "127.0.0.1"
+    last = [0.0]
+
+    def changed() -> None:
+        progress.rows_done, progress.rows_failed, progress.rows_read = server.totals()
+        now = time.monotonic()
+        if on_progress is not None and now - last[0] >= 0.5:
+            last[0] = now
+            on_progress(progress)
+
+    server = ProgressServer(driver, "" if job.progress_host else driver, job.progress_port, on_change=changed)
+    cfg = PartitionConfig(spec=job.spec, info=p.info, engine=job.engine.with_threads(threads), eid=p.eid,
+                          batch_rows=job.batch_rows, page_rows=job.page_rows, db_retry_s=job.db_retry_s,
+                          progress=server.address)
+    rows = [(i, lo, hi) for i, (lo, hi) in enumerate(p.bounds)]
     # Keys may be ints or strings: carry them as strings only when they are strings.
-    key_type = "string" if any(isinstance(v, str) for b in bounds for v in b if v is not None) else "long"
+    key_type = "string" if any(isinstance(v, str) for b in p.bounds for v in b if v is not None) else "long"
     df = spark.createDataFrame(rows, f"slice int, lo {key_type}, hi {key_type}").repartition(len(rows), "slice")
     out = df.mapInPandas(lambda it: embed_slices(it, cfg), STATS_SCHEMA)
     if job_group:
-        sc.setJobGroup(job_group, f"sqlembed {cfg.spec.table}", interruptOnCancel=True)
+        sc.setJobGroup(job_group, f"sqlembed {job.spec.table}", interruptOnCancel=True)
     stop = threading.Event()
 
     def watch() -> None:
@@ -73,10 +137,6 @@ def run(spark: Any, cfg: PartitionConfig, *, slices: int | None = None, job_grou
                 if info is not None:
                     done = max(done, info.numCompletedTasks)
             progress.slices_done = max(progress.slices_done, done)
-            # Slices hold about equal row counts: an estimate until the statistics arrive.
-            progress.rows_done = progress.rows_total * progress.slices_done // max(progress.slices_total, 1)
-            if on_progress is not None:
-                on_progress(progress)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -86,23 +146,38 @@ def run(spark: Any, cfg: PartitionConfig, *, slices: int | None = None, job_grou
     finally:
         stop.set()
         watcher.join(2)
+        server.close()
         if job_group:
             sc.setLocalProperty("spark.jobGroup.id", None)
     result = JobResult(
         rows_read=sum(r.rows_read for r in stats), rows_embedded=sum(r.embedded for r in stats),
         rows_failed=sum(r.failed for r in stats), seconds=time.perf_counter() - t0,
-        gpus=sorted({r.gpu for r in stats if r.gpu}),
+        gpus=sorted({r.gpu for r in stats if r.gpu}), dimensions=p.eid.dimensions,
     )
-    progress.slices_done = len(bounds)
-    progress.rows_done, progress.rows_failed = result.rows_embedded, result.rows_failed
+    progress.slices_done = len(p.bounds)
+    progress.rows_done, progress.rows_failed, progress.rows_read = (result.rows_embedded, result.rows_failed,
+                                                                    result.rows_read)
     if on_progress is not None:
         on_progress(progress)
     return result
 
 
-def config_from(spec: TableSpec, *, model_dir: str, model_id: str, batch_rows: int, threads: int,
-                fail_slice_first_attempt: int | None = None, fault_marker: str | None = None,
-                db_retry_s: float = 60.0) -> PartitionConfig:
-    return PartitionConfig(spec=spec, model_dir=model_dir, model_id=model_id, batch_rows=batch_rows, threads=threads,
-                           fail_slice_first_attempt=fail_slice_first_attempt, fault_marker=fault_marker,
-                           db_retry_s=db_retry_s)
+def bulk_job(spec: TableSpec, settings: Any, **fields: Any) -> BulkJob:
+    """A job from the service's or CLI's settings (sqlembed.settings.Settings) and per-job fields."""
+    es = replace(EngineSettings.from_settings(settings), threads=settings.task_threads)
+    base: dict[str, Any] = {"batch_rows": settings.job_batch_rows, "db_retry_s": settings.db_retry_s,
+                            "progress_host": settings.progress_host, "progress_port": settings.progress_port}
+    return BulkJob(spec=spec, engine=es, **{**base, **{k: v for k, v in fields.items() if v is not None}})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """spark-submit entry: the same options as ``sqlembed embed-table``."""
+    import sys
+
+    from sqlembed.cli import main as cli_main
+
+    return cli_main(["embed-table", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

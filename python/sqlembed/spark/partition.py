@@ -1,63 +1,145 @@
-"""Runs inside executor Python workers: read a key slice, embed what is pending, write it back.
+"""Runs inside executor Python workers: stream a key slice's pending rows, embed, write, report.
 
-The engine is built once per Python worker (cached by model id) and survives across tasks and
-jobs; when Spark assigned this task a GPU, its address is taken from TaskContext.
+Per task, three stages overlap through bounded queues so the engine never waits on the database:
+a reader thread pulls keyset pages of pending rows (decided by the database: unchanged texts
+never cross the network), the task's thread embeds one chunk while a writer thread writes the
+previous one (vectors plus state rows in one transaction). Database calls and ONNX Runtime both
+release the GIL. The engine is the Python worker's cached one (spark/engines.py), on the GPU
+Spark assigned to the task if any.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import queue
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from sqlembed.db.tables import TableSpec
+from sqlembed.db.targets import EmbeddingId, PendingRow, TableInfo, TableSpec, WriteRow
+from sqlembed.engine.config import EngineSettings
+from sqlembed.spark.progress import ProgressAddress, ProgressReporter
 
 log = logging.getLogger(__name__)
 
-_ENGINES: dict[tuple[str, str], Any] = {}
 STATS_SCHEMA = "slice int, rows_read long, embedded long, failed long, seconds double, gpu string"
+_DONE = object()
 
 
 @dataclass(frozen=True)
 class PartitionConfig:
+    """Everything an executor task needs, resolved on the driver and shipped frozen."""
+
     spec: TableSpec
-    model_dir: str
-    model_id: str
-    batch_rows: int
-    threads: int
-    # Fault injection for tests, honoured only where SQLEMBED_TEST_FAULTS=1: the slice whose first
-    # attempt fails after its first chunk, and a file that records it.
-    fail_slice_first_attempt: int | None = None
-    fault_marker: str | None = None
-    backend: str = "auto"
+    info: TableInfo
+    engine: EngineSettings
+    eid: EmbeddingId
+    batch_rows: int = 512
+    page_rows: int = 2048
     # How long a task keeps retrying an unreachable or locked database before the job fails.
     db_retry_s: float = 60.0
+    progress: ProgressAddress | None = None
+    queue_chunks: int = 2
 
 
-def engine(model_dir: str, model_id: str, threads: int, backend: str = "auto", device: str | None = None) -> Any:
-    cache_key = (model_dir, model_id)
-    if cache_key not in _ENGINES:
-        from sqlembed.engine.embedder import load_embedder
-        from sqlembed.engine.store import ModelStore
+class _Stage(threading.Thread):
+    """A daemon thread whose exception is re-raised where the pipeline joins it."""
 
-        store = ModelStore(Path(model_dir))
-        _ENGINES[cache_key] = load_embedder(store.path(model_id), store.get(model_id), threads=threads, spin=True,
-                                            backend=backend, device=device)
-    return _ENGINES[cache_key]
+    def __init__(self, name: str, body: Callable[[], None]) -> None:
+        super().__init__(name=name, daemon=True)
+        self._body = body
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._body()
+        except BaseException as exc:  # handed to the task thread
+            self.error = exc
 
 
-def task_gpu() -> str | None:
-    from pyspark import TaskContext
+def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False
 
-    ctx = TaskContext.get()
-    if ctx is None:
-        return None
-    gpu = ctx.resources().get("gpu")
-    return gpu.addresses[0] if gpu is not None and gpu.addresses else None
+
+def run_slice(target: Any, emb: Any, cfg: PartitionConfig, lo: Any, hi: Any,
+              on_chunk: Callable[[int, int, int], None]) -> tuple[int, int, int]:
+    """(rows read, rows written, rows failed) for one key slice; ``on_chunk`` gets running totals."""
+    from sqlembed.engine.pooling import truncate_dimensions
+
+    chunks: queue.Queue[Any] = queue.Queue(maxsize=cfg.queue_chunks)
+    written: queue.Queue[Any] = queue.Queue(maxsize=cfg.queue_chunks)
+    stop = threading.Event()
+    counts = {"read": 0, "failed": 0, "done": 0}
+    lock = threading.Lock()
+
+    def read() -> None:
+        pending: list[PendingRow] = []
+        try:
+            for page in target.pending_pages(cfg.info, lo, hi, cfg.eid, cfg.page_rows):
+                with lock:
+                    counts["read"] += len(page)
+                    counts["failed"] += sum(1 for r in page if r.text is None)
+                pending.extend(r for r in page if r.text is not None)
+                while len(pending) >= cfg.batch_rows:
+                    if not _put(chunks, pending[: cfg.batch_rows], stop):
+                        return
+                    pending = pending[cfg.batch_rows :]
+            if pending:
+                _put(chunks, pending, stop)
+        finally:
+            _put(chunks, _DONE, stop)
+
+    def write() -> None:
+        while True:
+            item = written.get()
+            if item is _DONE:
+                return
+            done = target.write(cfg.info, item, cfg.eid)
+            with lock:
+                counts["done"] += done
+                totals = counts["done"], counts["failed"], counts["read"]
+            on_chunk(*totals)
+
+    reader, writer = _Stage("sqlembed-read", read), _Stage("sqlembed-write", write)
+    reader.start()
+    writer.start()
+    try:
+        while True:
+            if writer.error is not None:
+                raise writer.error
+            try:
+                chunk = chunks.get(timeout=0.5)
+            except queue.Empty:
+                if reader.error is not None:
+                    raise reader.error from None
+                continue
+            if chunk is _DONE:
+                break
+            vectors = truncate_dimensions(emb.embed([r.text for r in chunk]), cfg.eid.dimensions,
+                                          normalize=emb.manifest.normalize)
+            rows = [WriteRow(r.key, r.hash, v) for r, v in zip(chunk, vectors, strict=True)]
+            if not _put(written, rows, stop) or writer.error is not None:
+                break
+        if reader.error is not None:
+            raise reader.error
+        _put(written, _DONE, stop)
+        writer.join()
+        if writer.error is not None:
+            raise writer.error
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+        writer.join(timeout=30)
+    with lock:
+        return counts["read"], counts["done"], counts["failed"]
 
 
 def embed_slices(batches: Iterator[Any], cfg: PartitionConfig) -> Iterator[Any]:
@@ -65,33 +147,26 @@ def embed_slices(batches: Iterator[Any], cfg: PartitionConfig) -> Iterator[Any]:
     import pandas as pd
     from pyspark import TaskContext
 
-    from sqlembed.db.tables import TableAccess
+    from sqlembed.db.targets import open_target
+    from sqlembed.spark.engines import task_engine
 
-    gpu = task_gpu()
-    if gpu is not None:
-        os.environ["SQLEMBED_CUDA_DEVICE"] = gpu
-    emb = engine(cfg.model_dir, cfg.model_id, cfg.threads, cfg.backend, gpu)
-    access = TableAccess(cfg.spec, retry_s=cfg.db_retry_s)
+    emb, gpu = task_engine(cfg.engine)
+    target = open_target(cfg.spec, retry_s=cfg.db_retry_s)
+    reporter = ProgressReporter(cfg.progress)
+    ctx = TaskContext.get()
+    attempt = ctx.attemptNumber() if ctx is not None else 0
     try:
-        ctx = TaskContext.get()
         for frame in batches:
             for sl, lo, hi in frame.itertuples(index=False):
                 t0 = time.perf_counter()
-                rows = access.pending(None if pd.isna(lo) else lo, None if pd.isna(hi) else hi, cfg.model_id)
-                failed = sum(1 for r in rows if r.text is None)
-                todo = [r for r in rows if r.text is not None]
-                done = 0
-                for i in range(0, len(todo), cfg.batch_rows):
-                    chunk = todo[i : i + cfg.batch_rows]
-                    vectors = emb.embed([r.text for r in chunk])
-                    done += access.write([(r.key, r.text or "", v) for r, v in zip(chunk, vectors, strict=True)],
-                                         cfg.model_id, emb.dimensions)
-                    if (cfg.fail_slice_first_attempt == sl and ctx is not None and ctx.attemptNumber() == 0
-                            and os.environ.get("SQLEMBED_TEST_FAULTS") == "1"):
-                        if cfg.fault_marker:
-                            Path(cfg.fault_marker).write_text(f"slice {sl} failed after {done} rows\n")
-                        raise RuntimeError(f"injected failure in slice {sl} after {done} rows (test)")
-                yield pd.DataFrame([{"slice": int(sl), "rows_read": len(rows), "embedded": done, "failed": failed,
+                def on_chunk(done: int, failed: int, read: int, sl: int = int(sl)) -> None:
+                    reporter.report(sl, attempt, done, failed, read)
+
+                read, done, failed = run_slice(target, emb, cfg, None if pd.isna(lo) else lo,
+                                               None if pd.isna(hi) else hi, on_chunk)
+                reporter.report(int(sl), attempt, done, failed, read)
+                yield pd.DataFrame([{"slice": int(sl), "rows_read": read, "embedded": done, "failed": failed,
                                      "seconds": time.perf_counter() - t0, "gpu": gpu or ""}])
     finally:
-        access.close()
+        reporter.close()
+        target.close()

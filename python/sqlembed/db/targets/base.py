@@ -1,0 +1,150 @@
+"""What a bulk job does to a table, once per database kind: the contract and the shared plumbing.
+
+``BulkTarget`` is the interface a job and its executor tasks use: ``check`` (resolve names against
+the catalog, on the driver), ``slice_bounds`` (one query), ``pending_pages`` (stream the rows that
+need a vector, decided in the database so unchanged texts never cross the network) and ``write``
+(vectors plus state rows in one transaction, idempotent). ``sqlite.py`` and ``mssql.py`` each
+implement it with their own SQL; nothing here branches on the dialect.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from sqlembed.db.targets.spec import Dialect, PendingRow, TableSpec, VectorType, WriteRow
+from sqlembed.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class EmbeddingId:
+    """What a stored vector was computed with; a row whose state differs is embedded again."""
+
+    model_id: str
+    dimensions: int
+    vector_type: VectorType = "float32"
+    prompt: str | None = None
+
+    @property
+    def variant(self) -> str:
+        return f"d{self.dimensions};{self.vector_type}" + (f";{self.prompt}" if self.prompt else "")
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """The table as the catalog names it, resolved once on the driver and shipped to executor tasks."""
+
+    schema: str | None
+    name: str
+    key: str
+    text: str
+    vector: str
+    key_type: str
+    """The key column's SQL type as declared (e.g. ``int``, ``nvarchar(64)``)."""
+    key_collation: str | None
+    columns: frozenset[str]
+    state_source: str
+    """The table's name in the state table: ``[schema].[name]`` (as T-SQL's QUOTENAME builds it)."""
+    vector_dims: int | None = None
+    vector_type: VectorType = "float32"
+    target_schema: str | None = None
+    target_name: str | None = None
+    predicate: str | None = None
+    """The row filter, parsed, checked and rendered for this database (alias ``t``)."""
+    database: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BulkTarget(Protocol):
+    dialect: ClassVar[Dialect]
+
+    def check(self, expect_database: str | None = None) -> TableInfo: ...
+
+    def prepare(self, info: TableInfo, eid: EmbeddingId) -> TableInfo:
+        """Create the target table where it does not exist yet; check the vector column's size."""
+        ...
+
+    def slice_bounds(self, info: TableInfo, slices: int) -> tuple[int, list[tuple[Any, Any]]]:
+        """(rows in scope, key ranges [lo, hi) of about equal row counts; None means unbounded)."""
+        ...
+
+    def pending_pages(self, info: TableInfo, lo: Any, hi: Any, eid: EmbeddingId,
+                      page_rows: int) -> Iterator[list[PendingRow]]:
+        """Rows of [lo, hi) whose vector is missing or was computed from another text or embedding,
+        in key order, ``page_rows`` at a time (keyset pages: nothing is held open between pages)."""
+        ...
+
+    def write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class SqlTarget:
+    """SQLAlchemy engine, identifier quoting and bounded retries shared by the implementations."""
+
+    dialect: ClassVar[Dialect]
+
+    def __init__(self, spec: TableSpec, retry_s: float = 60.0) -> None:
+        spec.validate_shape()
+        self.spec = spec
+        self.retry_s = retry_s
+        self.engine = self._create_engine(spec.url)
+        import sqlalchemy.exc
+
+        # Errors worth a retry: SQLAlchemy's, and the driver's own from raw cursors (writes use them).
+        self._transient: tuple[type[BaseException], ...] = (sqlalchemy.exc.OperationalError,)
+        dbapi = getattr(self.engine.dialect, "dbapi", None)
+        if dbapi is not None and hasattr(dbapi, "OperationalError"):
+            self._transient += (dbapi.OperationalError,)
+        self.quote: Callable[[str], str] = self.engine.dialect.identifier_preparer.quote
+
+    def _create_engine(self, url: str) -> Any:
+        from sqlalchemy import create_engine
+
+        return create_engine(url)
+
+    def close(self) -> None:
+        """Close pooled connections: a long-lived service or Python worker must not keep one per job."""
+        self.engine.dispose()
+
+    def qualified(self, schema: str | None, name: str) -> str:
+        return (self.quote(schema) + "." if schema else "") + self.quote(name)
+
+    def retrying(self, what: str, fn: Callable[[], _T]) -> _T:
+        """Run ``fn`` (one transaction), retrying while the database is unreachable or locked.
+
+        Bounded: exponential backoff (0.5 s doubling to 8 s) for at most ``retry_s`` seconds, then
+        a clear error. A transaction either commits whole or not at all, so a retry never leaves
+        half a chunk written.
+        """
+        deadline = time.monotonic() + self.retry_s
+        delay = 0.5
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return fn()
+            except self._transient as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                if time.monotonic() + delay > deadline:
+                    raise DatabaseUnavailable(
+                        f"the database stayed unavailable for {self.retry_s:g} s while {what} "
+                        f"({attempt} attempts; last error: {type(exc).__name__}: {first})") from None
+                log.warning("database unavailable while %s (%s: %s); retrying in %.1f s",
+                            what, type(exc).__name__, first, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
+                self.engine.dispose()  # drop pooled connections that may be dead
+
+
+def pairs(bounds: list[Any]) -> list[tuple[Any, Any]]:
+    """Tile starts -> half-open ranges [start_i, start_i+1), the first open below, the last above."""
+    import itertools
+
+    return list(itertools.pairwise([None, *bounds[1:], None])) if bounds else []
