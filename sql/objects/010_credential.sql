@@ -1,4 +1,4 @@
--- sqlembed objects 020: the DATABASE SCOPED CREDENTIAL that carries the service's API key (contract A6).
+-- sqlembed objects 010: the DATABASE SCOPED CREDENTIAL that carries the service's API key (contract A6).
 -- The key never lives in a file: `sqlembed db deploy` reads it from an environment variable or a prompt
 -- and substitutes it into this batch only; sqlcmd users pass -v SQLEMBED_API_KEY=... . Empty = no credential.
 -- The credential's name is the service's base URL (scheme + host + port, no query string), which

@@ -2,6 +2,8 @@
 -- LOCATION is the complete request URL (contract B3): /api/embed for 'Ollama' (default),
 -- /v1/embeddings for 'OpenAI', /openai/deployments/<model>/embeddings for 'Azure OpenAI'.
 -- Created when missing, altered in place otherwise (no DROP: schema-bound views may reference it).
+-- Options follow the documented order, CREDENTIAL before PARAMETERS. The credential test reads
+-- sys.database_scoped_credentials, which is right here: deploy runs as the database owner.
 SET ANSI_NULLS ON;
 SET QUOTED_IDENTIFIER ON;
 GO
@@ -19,17 +21,19 @@ DECLARE @location nvarchar(4000) = CASE @format
 END;
 IF @location IS NULL
     THROW 50030, N'SQLEMBED_API_FORMAT must be Ollama, OpenAI or Azure OpenAI.', 1;
-DECLARE @settings nvarchar(max) =
+DECLARE @credential_option nvarchar(4200) = CASE
+    WHEN @cred <> N'' AND EXISTS (SELECT 1 FROM sys.database_scoped_credentials WHERE name = @cred)
+    THEN N', CREDENTIAL = [' + REPLACE(@cred, N']', N']]') + N']' ELSE N'' END;
+DECLARE @sql nvarchar(max) = CASE WHEN EXISTS (SELECT 1 FROM sys.external_models WHERE name = @name)
+    THEN N'ALTER EXTERNAL MODEL {name} SET ({settings});'
+    ELSE N'CREATE EXTERNAL MODEL {name} WITH ({settings});' END;
+SET @sql = REPLACE(@sql, N'{settings}',
       N'LOCATION = N''' + REPLACE(@location, N'''', N'''''') + N''''
     + N', API_FORMAT = N''' + REPLACE(@format, N'''', N'''''') + N''''
     + N', MODEL_TYPE = EMBEDDINGS'
     + N', MODEL = N''' + REPLACE(@model, N'''', N'''''') + N''''
-    + N', PARAMETERS = N''' + REPLACE(@params, N'''', N'''''') + N''''
-    + CASE WHEN EXISTS (SELECT 1 FROM sys.database_scoped_credentials WHERE name = @cred)
-           THEN N', CREDENTIAL = [' + REPLACE(@cred, N']', N']]') + N']' ELSE N'' END;
-DECLARE @sql nvarchar(max) =
-    CASE WHEN EXISTS (SELECT 1 FROM sys.external_models WHERE name = @name)
-         THEN N'ALTER EXTERNAL MODEL ' + QUOTENAME(@name) + N' SET (' + @settings + N');'
-         ELSE N'CREATE EXTERNAL MODEL ' + QUOTENAME(@name) + N' WITH (' + @settings + N');' END;
+    + @credential_option
+    + N', PARAMETERS = N''' + REPLACE(@params, N'''', N'''''') + N'''');
+SET @sql = REPLACE(@sql, N'{name}', QUOTENAME(@name));
 EXEC sys.sp_executesql @sql;
 GO

@@ -1,9 +1,39 @@
--- sqlembed objects 040: the one place that calls the service, with the shared error contract:
--- TRY/CATCH for transport failures (no HTTP exchange: an error is raised, contract A2), then the
--- return value and $.response.status.http.code. Returns 0 on 2xx; otherwise non-zero and @error
--- holds {"source","code","message"}. Existing data is never touched here.
+-- sqlembed objects 040: the one place that calls the service, and the one place that logs.
+--
+-- sqlembed.invoke writes nothing and runs with XACT_ABORT OFF: when no HTTP exchange happens
+-- (DNS, TLS, refused, timeout) sp_invoke_external_rest_endpoint raises an error (contract A2),
+-- which invoke catches; with XACT_ABORT OFF that error never dooms a transaction the caller has
+-- open, so an outage is a non-zero return and an @error, not a lost transaction. Otherwise it
+-- reads the return value and $.response.status.http.code: 0 on 2xx, else non-zero and @error
+-- {"source","code","message"}. The credential and @retry_count are deploy-time facts
+-- (sqlembed.config()), never read from sys.database_scoped_credentials at call time.
+--
+-- sqlembed.log_error is the only exception to the transaction contract (sql/README.md): it writes
+-- one row into the caller's context when that is still possible (XACT_STATE() <> -1, since a write
+-- in a doomed transaction is Msg 3930) and never raises, so logging can never fail a call.
 SET ANSI_NULLS ON;
 SET QUOTED_IDENTIFIER ON;
+GO
+CREATE OR ALTER PROCEDURE sqlembed.log_error
+    @source  nvarchar(128),
+    @code    int,
+    @message nvarchar(4000),
+    @detail  nvarchar(max) = NULL
+AS
+BEGIN
+    SET NOCOUNT ON;
+    SET XACT_ABORT OFF;
+    SET IMPLICIT_TRANSACTIONS OFF;
+    IF XACT_STATE() = -1
+        RETURN 0;
+    BEGIN TRY
+        INSERT sqlembed.error_log (source, code, message, detail) VALUES (@source, @code, @message, @detail);
+    END TRY
+    BEGIN CATCH
+        RETURN 1;  -- the log is advisory; the caller's own error contract reports the failure
+    END CATCH;
+    RETURN 0;
+END;
 GO
 CREATE OR ALTER PROCEDURE sqlembed.invoke
     @path     nvarchar(2000),
@@ -14,25 +44,36 @@ CREATE OR ALTER PROCEDURE sqlembed.invoke
 AS
 BEGIN
     SET NOCOUNT ON;
-    DECLARE @url nvarchar(4000), @cred nvarchar(4000), @timeout smallint, @retries tinyint, @rc int, @status int;
-    SELECT @url = base_url + @path, @cred = credential_name, @timeout = timeout_s, @retries = retry_count
+    SET XACT_ABORT OFF;
+    SET IMPLICIT_TRANSACTIONS OFF;
+    DECLARE @url nvarchar(4000), @cred sysname, @use_cred bit, @rest_retry bit, @timeout smallint,
+            @retries tinyint, @rc int, @status int;
+    SELECT @url = base_url + @path, @cred = credential_name, @use_cred = use_credential, @rest_retry = rest_retry_count,
+           @timeout = timeout_s, @retries = retry_count
     FROM sqlembed.config();
     SET @response = NULL;
     SET @error = NULL;
     BEGIN TRY
-        IF EXISTS (SELECT 1 FROM sys.database_scoped_credentials WHERE name = @cred)
+        IF @use_cred = 1 AND @rest_retry = 1
             EXEC @rc = sys.sp_invoke_external_rest_endpoint
                 @url = @url, @method = @method, @payload = @payload, @timeout = @timeout,
                 @credential = @cred, @retry_count = @retries, @response = @response OUTPUT;
-        ELSE
+        ELSE IF @use_cred = 1
+            EXEC @rc = sys.sp_invoke_external_rest_endpoint
+                @url = @url, @method = @method, @payload = @payload, @timeout = @timeout,
+                @credential = @cred, @response = @response OUTPUT;
+        ELSE IF @rest_retry = 1
             EXEC @rc = sys.sp_invoke_external_rest_endpoint
                 @url = @url, @method = @method, @payload = @payload, @timeout = @timeout,
                 @retry_count = @retries, @response = @response OUTPUT;
+        ELSE
+            EXEC @rc = sys.sp_invoke_external_rest_endpoint
+                @url = @url, @method = @method, @payload = @payload, @timeout = @timeout,
+                @response = @response OUTPUT;
     END TRY
     BEGIN CATCH
         SET @error = JSON_OBJECT('source': 'sp_invoke_external_rest_endpoint', 'code': ERROR_NUMBER(),
                                  'message': ERROR_MESSAGE());
-        INSERT sqlembed.error_log (source, code, message) VALUES (N'sqlembed.invoke ' + @path, ERROR_NUMBER(), ERROR_MESSAGE());
         RETURN CASE WHEN ERROR_NUMBER() = 0 THEN 1 ELSE ERROR_NUMBER() END;
     END CATCH;
     SET @status = TRY_CAST(JSON_VALUE(@response, '$.response.status.http.code') AS int);
@@ -43,8 +84,10 @@ BEGIN
                                                    JSON_VALUE(@response, '$.result.error'),
                                                    JSON_VALUE(@response, '$.response.status.http.description'),
                                                    N'no response');
+        IF COALESCE(@status, @rc) = 401
+            SET @message = CONCAT(@message, N' (the service refused the API key: deploy again with ',
+                                  N'SQLEMBED_API_KEY set to one of its keys)');
         SET @error = JSON_OBJECT('source': 'sqlembed service', 'code': COALESCE(@status, @rc), 'message': @message);
-        INSERT sqlembed.error_log (source, code, message) VALUES (N'sqlembed.invoke ' + @path, COALESCE(@status, @rc), @message);
         RETURN COALESCE(NULLIF(@rc, 0), @status, 1);
     END;
     RETURN 0;

@@ -1,19 +1,28 @@
--- sqlembed objects 060: pull mode. Embeds the rows of a table whose vector is NULL or whose text or
--- model changed since they were embedded, in requests of at most @batch_bytes, through the service's
--- keyed batch route. Results are applied set-based; a failed call or a failed row leaves existing
--- vectors as they are (a NULL is never written over a vector).
+-- sqlembed objects 060: pull mode. Embeds the rows of a table whose vector is NULL or whose text,
+-- model, dimensions or vector type changed since they were embedded, in requests of at most
+-- @batch_bytes (UTF-8 JSON, as they travel), through the service's keyed batch route.
 --
 --   EXEC sqlembed.embed_rows @table = N'dbo.docs', @key_column = N'id', @text_column = N'body',
 --                            @vector_column = N'embedding';
 --
--- Request body (POST /v1/sqlserver/embed, docs/api.md), as the FOR JSON below builds it:
+-- Request body (POST /v1/sqlserver/embed, docs/api.md), as the FOR JSON below builds it; ids are
+-- the row's position in this run, so keys never travel and never need converting back:
 -- BEGIN REQUEST EXAMPLE
--- {"model":"all-minilm","dimensions":384,"inputs":[{"id":"1","text":"first row"},{"id":"2","text":"second row"}]}
+-- {"model":"all-minilm","dimensions":384,"input_type":"passage","inputs":[{"id":1,"text":"first row"},{"id":2,"text":"second row"}]}
 -- END REQUEST EXAMPLE
 -- Response read with OPENJSON: $.result.model_id, $.result.embeddings[*].id/.embedding, $.result.errors[*].id/.error
 --
--- @where is a trusted predicate on the table (alias t), run with the caller's permissions; it may
--- not contain ';' or comments. Keys are sent as text and compared with the key column's own type.
+-- Transaction contract (sql/README.md): each batch is applied in its own transaction, committed
+-- before the next request, so embed_rows cannot run inside a caller's transaction: it refuses
+-- (return 409, nothing touched) when @@TRANCOUNT > 0 at entry. IMPLICIT_TRANSACTIONS is switched
+-- off inside (restored on return), so clients with autocommit off can call it as their first
+-- statement. XACT_ABORT ON and TRY/CATCH: any failure rolls back the batch in flight, releases the
+-- applock, returns non-zero with @error; batches committed before it stay.
+--
+-- Permissions: EXECUTE (role sqlembed_user) plus SELECT on the table and UPDATE on the vector
+-- column: the table is read and written by dynamic SQL, which runs with the caller's rights.
+-- @where is a predicate on the table (alias t), run with those same rights; it may not contain
+-- ';' or comments.
 SET ANSI_NULLS ON;
 SET QUOTED_IDENTIFIER ON;
 GO
@@ -31,161 +40,277 @@ CREATE OR ALTER PROCEDURE sqlembed.embed_rows
 AS
 BEGIN
     SET NOCOUNT ON;
+    SET XACT_ABORT ON;
+    SET IMPLICIT_TRANSACTIONS OFF;
     SELECT @rows_embedded = 0, @rows_failed = 0, @rows_skipped = 0, @error = NULL;
+    -- 95 MB: the documented 100 MB request limit (contract A7) with a margin for the envelope.
+    DECLARE @hard_cap bigint = 95000000;
     DECLARE @rc int = 0, @problem nvarchar(4000) = NULL, @code int = 400, @locked bit = 0;
-    DECLARE @started datetime2(3) = SYSUTCDATETIME(), @batches int = 0;
+    DECLARE @started datetime2(3) = SYSUTCDATETIME(), @batches int = 0, @entry_trancount int = @@TRANCOUNT;
     DECLARE @object_id int = OBJECT_ID(@table, N'U');
-    DECLARE @dims int, @model nvarchar(200);
-    SELECT @dims = dimensions, @model = model FROM sqlembed.config();
+    DECLARE @dims int, @vtype varchar(10), @model nvarchar(200);
+    SELECT @dims = dimensions, @vtype = vector_type, @model = model FROM sqlembed.config();
 
     -- Identifiers: resolved against the catalog, then quoted; nothing user-typed is spliced raw.
     DECLARE @src nvarchar(300) = QUOTENAME(OBJECT_SCHEMA_NAME(@object_id)) + N'.' + QUOTENAME(OBJECT_NAME(@object_id));
-    DECLARE @kq nvarchar(260), @tq nvarchar(260), @vq nvarchar(260), @ktype sysname, @ttype sysname, @vtype sysname,
-            @vlen int;
-    SELECT @kq = QUOTENAME(name), @ktype = TYPE_NAME(system_type_id) FROM sys.columns
-        WHERE object_id = @object_id AND name = @key_column;
+    DECLARE @kq nvarchar(260), @tq nvarchar(260), @vq nvarchar(260), @ktype sysname, @klen smallint,
+            @kcoll sysname, @ttype sysname, @vtype_name sysname, @vdims int, @vbase nvarchar(20);
+    SELECT @kq = QUOTENAME(name), @ktype = TYPE_NAME(system_type_id), @klen = max_length, @kcoll = collation_name
+    FROM sys.columns WHERE object_id = @object_id AND name = @key_column;
     SELECT @tq = QUOTENAME(name), @ttype = TYPE_NAME(system_type_id) FROM sys.columns
-        WHERE object_id = @object_id AND name = @text_column;
-    SELECT @vq = QUOTENAME(name), @vtype = TYPE_NAME(user_type_id), @vlen = max_length FROM sys.columns
-        WHERE object_id = @object_id AND name = @vector_column;
+    WHERE object_id = @object_id AND name = @text_column;
+    SELECT @vq = QUOTENAME(name), @vtype_name = TYPE_NAME(user_type_id), @vdims = vector_dimensions,
+           @vbase = vector_base_type_desc
+    FROM sys.columns WHERE object_id = @object_id AND name = @vector_column;
+    -- The key as declared, so the join back to the table compares like with like (and seeks).
+    DECLARE @key_decl nvarchar(200) = CASE
+        WHEN @ktype IN (N'nvarchar', N'nchar') THEN CONCAT(@ktype, N'(', @klen / 2, N')')
+        WHEN @ktype IN (N'varchar', N'char') THEN CONCAT(@ktype, N'(', @klen, N')')
+        ELSE @ktype END;
+    DECLARE @key_collate nvarchar(200) = CASE WHEN @kcoll IS NULL THEN N'' ELSE N' COLLATE ' + @kcoll END;
 
-    IF @object_id IS NULL
-        SELECT @problem = CONCAT(N'table not found: ', @table), @code = 404;
+    IF @entry_trancount > 0
+        SELECT @problem = CONCAT(N'embed_rows commits each batch as it goes and cannot run inside a transaction ',
+                                 N'(@@TRANCOUNT = ', @entry_trancount, N'): commit or roll back first, or call it ',
+                                 N'with autocommit'), @code = 409;
+    ELSE IF @object_id IS NULL
+        SELECT @problem = CONCAT(N'table not found (or no permission on it): ', @table), @code = 404;
     ELSE IF @kq IS NULL OR @tq IS NULL OR @vq IS NULL
         SELECT @problem = CONCAT(N'column not found in ', @src, N': ',
             CASE WHEN @kq IS NULL THEN @key_column WHEN @tq IS NULL THEN @text_column ELSE @vector_column END), @code = 404;
     ELSE IF @ktype NOT IN (N'int', N'bigint', N'smallint', N'tinyint', N'uniqueidentifier', N'nvarchar', N'varchar', N'nchar', N'char')
+            OR @klen = -1
         SET @problem = CONCAT(N'key column type ', @ktype, N' is not supported (integer, uniqueidentifier or character keys)');
     ELSE IF @ttype NOT IN (N'nvarchar', N'varchar', N'nchar', N'char', N'ntext', N'text')
         SET @problem = CONCAT(N'text column type ', @ttype, N' is not a character type');
-    ELSE IF @vtype <> N'vector'
-        SET @problem = CONCAT(N'column ', @vector_column, N' is ', @vtype, N', not VECTOR(', @dims, N')');
-    -- float32 vectors store 4 bytes per dimension plus an 8-byte header (contract D1).
-    ELSE IF (@vlen - 8) / 4 <> @dims
-        SET @problem = CONCAT(N'column ', @vector_column, N' is VECTOR(', (@vlen - 8) / 4, N') but the model gives ', @dims,
-                              N' dimensions (SQLEMBED_DIMENSIONS)');
-    ELSE IF @batch_bytes NOT BETWEEN 1000 AND 100000000
-        SET @problem = N'@batch_bytes must be between 1000 and 100000000 (the 100 MB request limit, contract A7)';
+    ELSE IF @vtype_name <> N'vector'
+        SET @problem = CONCAT(N'column ', @vector_column, N' is ', @vtype_name, N', not VECTOR(', @dims, N')');
+    ELSE IF @vdims <> @dims OR @vbase <> @vtype
+        SET @problem = CONCAT(N'column ', @vector_column, N' is VECTOR(', @vdims, N', ', @vbase, N') but the deployment ',
+                              N'embeds VECTOR(', @dims, N', ', @vtype, N') (SQLEMBED_DIMENSIONS, SQLEMBED_VECTOR_TYPE)');
+    ELSE IF @batch_bytes NOT BETWEEN 1000 AND @hard_cap
+        SET @problem = CONCAT(N'@batch_bytes must be between 1000 and ', @hard_cap, N' (the 100 MB request limit, contract A7)');
     ELSE IF @where LIKE N'%;%' OR @where LIKE N'%--%' OR @where LIKE N'%/*%'
         SET @problem = N'@where may not contain '';'' or comments';
+    ELSE IF EXISTS (SELECT 1 FROM sys.vector_indexes AS vi WHERE vi.object_id = @object_id
+                    AND ISNULL(TRY_CAST(JSON_VALUE(vi.build_parameters, '$.Version') AS int), 0) < 3)
+        SELECT @problem = CONCAT(N'', @src, N' has a vector index, which makes it read-only on SQL Server 2025: ',
+                                 N'DROP INDEX <name> ON ', @src, N', embed, then create the index again'), @code = 409;
     IF @problem IS NOT NULL
-        GOTO done;
+        GOTO report;
 
     -- One embed_rows per table at a time; a second caller fails fast instead of doubling the work.
+    -- Session-owned (it spans many transactions). One this session still holds from a run that a
+    -- client timeout aborted (an attention skips CATCH) is released first.
     DECLARE @lock int;
     DECLARE @resource nvarchar(255) = LEFT(N'sqlembed.embed_rows ' + @src, 255);
+    WHILE APPLOCK_MODE(N'public', @resource, N'Session') <> N'NoLock'
+        EXEC sys.sp_releaseapplock @Resource = @resource, @LockOwner = N'Session';
     EXEC @lock = sys.sp_getapplock @Resource = @resource, @LockMode = N'Exclusive', @LockOwner = N'Session', @LockTimeout = 0;
     IF @lock < 0
     BEGIN
         SELECT @problem = CONCAT(N'embed_rows is already running on ', @src), @code = 409;
-        GOTO done;
+        GOTO report;
     END;
     SET @locked = 1;
 
-    -- The service's model id (precision included) decides which stored vectors are stale.
-    DECLARE @ready nvarchar(max), @model_id nvarchar(200);
-    EXEC @rc = sqlembed.invoke @path = N'/readyz', @method = N'GET', @response = @ready OUTPUT, @error = @error OUTPUT;
-    IF @rc <> 0
-        GOTO done;
-    SET @model_id = JSON_VALUE(@ready, '$.result.model');
-
-    CREATE TABLE #pending (seq int IDENTITY(1, 1) PRIMARY KEY, k nvarchar(450) COLLATE DATABASE_DEFAULT NOT NULL,
-                           bytes bigint NOT NULL);
-    CREATE TABLE #batch (seq int NOT NULL, k nvarchar(450) COLLATE DATABASE_DEFAULT NOT NULL PRIMARY KEY,
-                         txt nvarchar(max) NULL, h binary(32) NULL, run bigint NOT NULL);
-    CREATE TABLE #result (k nvarchar(450) COLLATE DATABASE_DEFAULT NOT NULL PRIMARY KEY, embedding nvarchar(max) NULL);
-    CREATE TABLE #applied (k nvarchar(450) COLLATE DATABASE_DEFAULT NOT NULL PRIMARY KEY);
-
-    DECLARE @filter nvarchar(max) = ISNULL(N' AND (' + @where + N')', N'');
-    DECLARE @sql nvarchar(max);
-    -- One scan finds the pending rows; texts are fetched per batch by key.
-    SET @sql = N'
-        INSERT #pending (k, bytes)
-        SELECT c.k, c.bytes
-        FROM (SELECT CAST(t.' + @kq + N' AS nvarchar(450)) AS k,
-                     HASHBYTES(''SHA2_256'', CAST(t.' + @tq + N' AS nvarchar(max))) AS h,
-                     DATALENGTH(t.' + @tq + N') + 40 AS bytes,
-                     CASE WHEN t.' + @vq + N' IS NULL THEN 1 ELSE 0 END AS missing
-              FROM ' + @src + N' AS t
-              WHERE t.' + @tq + N' IS NOT NULL AND DATALENGTH(t.' + @tq + N') > 0' + @filter + N') AS c
-        LEFT JOIN sqlembed.embedding_state AS s ON s.source_table = @src AND s.row_key = c.k
-        WHERE c.missing = 1 OR s.row_key IS NULL OR s.content_hash <> c.h OR s.model_id <> @model_id
-        ORDER BY c.k;
-        SELECT @skipped = COUNT(*) FROM ' + @src + N' AS t
-        WHERE (t.' + @tq + N' IS NULL OR DATALENGTH(t.' + @tq + N') = 0)' + @filter + N';';
-    EXEC sys.sp_executesql @sql, N'@src nvarchar(300), @model_id nvarchar(200), @skipped int OUTPUT',
-         @src = @src, @model_id = @model_id, @skipped = @rows_skipped OUTPUT;
-
-    DECLARE @fetch nvarchar(max) = N'
-        UPDATE b SET b.txt = CAST(t.' + @tq + N' AS nvarchar(max)),
-                     b.h = HASHBYTES(''SHA2_256'', CAST(t.' + @tq + N' AS nvarchar(max)))
-        FROM #batch AS b JOIN ' + @src + N' AS t ON t.' + @kq + N' = b.k;';
-    DECLARE @apply nvarchar(max) = N'
-        UPDATE t SET t.' + @vq + N' = CAST(r.embedding AS VECTOR(' + CAST(@dims AS nvarchar(10)) + N'))
-        OUTPUT r.k INTO #applied (k)
-        FROM ' + @src + N' AS t JOIN #result AS r ON t.' + @kq + N' = r.k
-        WHERE TRY_CAST(r.embedding AS VECTOR(' + CAST(@dims AS nvarchar(10)) + N')) IS NOT NULL;';
-
-    DECLARE @last int = 0, @payload nvarchar(max), @response nvarchar(max), @n int;
-    WHILE 1 = 1
-    BEGIN
-        TRUNCATE TABLE #batch;
-        TRUNCATE TABLE #result;
-        TRUNCATE TABLE #applied;
-        INSERT #batch (seq, k, run)
-        SELECT TOP (2048) seq, k, SUM(bytes) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING)
-        FROM #pending WHERE seq > @last ORDER BY seq;
-        IF @@ROWCOUNT = 0
-            BREAK;
-        -- Keep rows within the byte budget; a single larger row still goes alone.
-        DELETE b FROM #batch AS b WHERE b.run > @batch_bytes AND EXISTS (SELECT 1 FROM #batch AS x WHERE x.run < b.run);
-        SELECT @last = MAX(seq), @n = COUNT(*) FROM #batch;
-        EXEC sys.sp_executesql @fetch;
-        DELETE FROM #batch WHERE txt IS NULL OR DATALENGTH(txt) = 0;  -- deleted or emptied since the scan
-
-        SET @payload = (SELECT @model AS model, @dims AS dimensions,
-                               JSON_QUERY((SELECT k AS id, txt AS text FROM #batch ORDER BY seq FOR JSON PATH)) AS inputs
-                        FOR JSON PATH, WITHOUT_ARRAY_WRAPPER);
-        IF @payload IS NULL OR JSON_QUERY(@payload, '$.inputs') IS NULL
-            CONTINUE;
-        EXEC @rc = sqlembed.invoke @path = N'/v1/sqlserver/embed', @payload = @payload,
-                                   @response = @response OUTPUT, @error = @error OUTPUT;
-        SET @batches += 1;
+    BEGIN TRY
+        -- The service's model id (precision included) and what else the vectors depend on decide
+        -- which stored vectors are stale; the bulk jobs write the same two values.
+        DECLARE @ready nvarchar(max), @model_id nvarchar(200), @variant nvarchar(200) = CONCAT(N'd', @dims, N';', @vtype);
+        EXEC @rc = sqlembed.invoke @path = N'/readyz', @method = N'GET', @response = @ready OUTPUT, @error = @error OUTPUT;
         IF @rc <> 0
-            GOTO done;  -- nothing of this batch was applied; earlier batches stay
+            GOTO cleanup;
+        SET @model_id = JSON_VALUE(@ready, '$.result.model');
+        SET @variant = CONCAT(@variant, CASE WHEN JSON_VALUE(@ready, '$.result.prompts.passage') IS NOT NULL
+                                             THEN N';passage' ELSE N'' END);
 
-        INSERT #result (k, embedding)
-        SELECT id, embedding FROM OPENJSON(@response, '$.result.embeddings')
-            WITH (id nvarchar(450) '$.id', embedding nvarchar(max) '$.embedding' AS JSON)
-        WHERE id IS NOT NULL;
-        BEGIN TRANSACTION;
-            EXEC sys.sp_executesql @apply;
-            MERGE sqlembed.embedding_state AS s
-            USING (SELECT a.k, b.h FROM #applied AS a JOIN #batch AS b ON b.k = a.k) AS x
-               ON s.source_table = @src AND s.row_key = x.k
-            WHEN MATCHED THEN UPDATE SET content_hash = x.h, model_id = @model_id, embedded_at = SYSUTCDATETIME()
-            WHEN NOT MATCHED THEN INSERT (source_table, row_key, content_hash, model_id) VALUES (@src, x.k, x.h, @model_id);
-        COMMIT TRANSACTION;
-        SET @rows_embedded += (SELECT COUNT(*) FROM #applied);
-        DECLARE @failed int = (SELECT COUNT(*) FROM #batch AS b WHERE NOT EXISTS (SELECT 1 FROM #applied AS a WHERE a.k = b.k));
-        IF @failed > 0
+        CREATE TABLE #pending (seq int IDENTITY(1, 1) PRIMARY KEY, k nvarchar(4000) COLLATE DATABASE_DEFAULT NOT NULL,
+                               bytes bigint NOT NULL);
+        CREATE TABLE #batch (seq int NOT NULL PRIMARY KEY, k nvarchar(4000) COLLATE DATABASE_DEFAULT NOT NULL,
+                             txt nvarchar(max) COLLATE DATABASE_DEFAULT NULL, h binary(32) NULL, bytes bigint NOT NULL,
+                             run bigint NOT NULL);
+        CREATE TABLE #result (seq int NOT NULL PRIMARY KEY, embedding nvarchar(max) COLLATE DATABASE_DEFAULT NULL);
+        CREATE TABLE #applied (seq int NOT NULL PRIMARY KEY);
+        CREATE TABLE #dupes (k nvarchar(4000) COLLATE DATABASE_DEFAULT NOT NULL);
+
+        DECLARE @filter nvarchar(max) = ISNULL(N' AND (' + @where + N')', N'');
+        -- One scan finds the pending rows and sizes each as it will travel: the text escaped for
+        -- JSON (control characters become 6-byte \u00XX), measured in UTF-8, plus its envelope.
+        DECLARE @scan nvarchar(max) = N'
+            INSERT #pending (k, bytes)
+            SELECT c.k, c.bytes
+            FROM (SELECT CAST(t.{k} AS nvarchar(4000)) COLLATE DATABASE_DEFAULT AS k,
+                         HASHBYTES(''SHA2_256'', CAST(t.{t} AS nvarchar(max))) AS h,
+                         DATALENGTH(CAST(STRING_ESCAPE(CAST(t.{t} AS nvarchar(max)), ''json'')
+                                         COLLATE Latin1_General_100_CI_AS_SC_UTF8 AS varchar(max))) + 32 AS bytes,
+                         CASE WHEN t.{v} IS NULL THEN 1 ELSE 0 END AS missing,
+                         HASHBYTES(''SHA2_256'', @src + NCHAR(0) + CAST(t.{k} AS nvarchar(4000))) AS key_hash
+                  FROM {src} AS t
+                  WHERE t.{t} IS NOT NULL AND DATALENGTH(t.{t}) > 0{filter}) AS c
+            LEFT JOIN sqlembed.embedding_state AS s ON s.key_hash = c.key_hash
+            WHERE c.missing = 1 OR s.key_hash IS NULL OR s.content_hash <> c.h OR s.model_id <> @model_id
+                  OR s.variant <> @variant
+            ORDER BY c.k;
+            SELECT @skipped = COUNT(*) FROM {src} AS t WHERE (t.{t} IS NULL OR DATALENGTH(t.{t}) = 0){filter};';
+        SET @scan = REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(@scan,
+            N'{src}', @src), N'{k}', @kq), N'{t}', @tq), N'{v}', @vq), N'{filter}', @filter);
+        EXEC sys.sp_executesql @scan, N'@src nvarchar(300), @model_id nvarchar(200), @variant nvarchar(200), @skipped int OUTPUT',
+             @src = @src, @model_id = @model_id, @variant = @variant, @skipped = @rows_skipped OUTPUT;
+
+        -- Keys that are equal under the key column's collation but not unique (a key column
+        -- without a unique index) would receive each other's vectors: they are reported, not embedded.
+        IF NOT EXISTS (SELECT 1 FROM sys.indexes AS i JOIN sys.index_columns AS ic
+                           ON ic.object_id = i.object_id AND ic.index_id = i.index_id
+                       WHERE i.object_id = @object_id AND i.is_unique = 1 AND ic.is_included_column = 0
+                       GROUP BY i.index_id
+                       HAVING COUNT(*) = 1 AND MAX(CASE WHEN COL_NAME(ic.object_id, ic.column_id) = @key_column THEN 1 ELSE 0 END) = 1)
         BEGIN
-            SET @rows_failed += @failed;
-            INSERT sqlembed.error_log (source, code, message, detail)
-            VALUES (N'sqlembed.embed_rows', 422, CONCAT(@failed, N' row(s) of ', @src, N' not embedded'),
-                    JSON_QUERY(@response, '$.result.errors'));
+            DECLARE @dupscan nvarchar(max) = N'
+                INSERT #dupes (k)
+                SELECT CAST(t.{k} AS nvarchar(4000)) COLLATE DATABASE_DEFAULT
+                FROM {src} AS t
+                WHERE t.{k} IN (SELECT d.{k} FROM {src} AS d GROUP BY d.{k} HAVING COUNT(*) > 1);';
+            SET @dupscan = REPLACE(REPLACE(@dupscan, N'{src}', @src), N'{k}', @kq);
+            EXEC sys.sp_executesql @dupscan;
+            IF EXISTS (SELECT 1 FROM #dupes)
+            BEGIN
+                DECLARE @examples nvarchar(max) = (SELECT TOP (10) k FROM #dupes ORDER BY k FOR JSON PATH);
+                -- Exact text, not the database collation: 'A' and 'a' under a BIN2 key are two keys.
+                DELETE p FROM #pending AS p
+                WHERE EXISTS (SELECT 1 FROM #dupes AS d WHERE d.k COLLATE Latin1_General_BIN2 = p.k COLLATE Latin1_General_BIN2);
+                DECLARE @dupcount int = @@ROWCOUNT;
+                SET @rows_failed += @dupcount;
+                DECLARE @dupmessage nvarchar(4000) = CONCAT(@dupcount, N' row(s) of ', @src, N' share a key value with ',
+                                                            N'another row (', @key_column, N' is not unique); not embedded');
+                IF @dupcount > 0
+                    EXEC sqlembed.log_error @source = N'sqlembed.embed_rows', @code = 409, @message = @dupmessage,
+                                            @detail = @examples;
+            END;
         END;
-    END;
 
-done:
-    IF @@TRANCOUNT > 0 AND XACT_STATE() <> 0
+        DECLARE @fetch nvarchar(max) = N'
+            UPDATE b SET b.txt = CAST(t.{t} AS nvarchar(max)),
+                         b.h = HASHBYTES(''SHA2_256'', CAST(t.{t} AS nvarchar(max)))
+            FROM #batch AS b JOIN {src} AS t ON t.{k} = CAST(b.k AS {kt}){kc};';
+        SET @fetch = REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(@fetch,
+            N'{src}', @src), N'{k}', @kq), N'{t}', @tq), N'{kt}', @key_decl), N'{kc}', @key_collate);
+        DECLARE @apply nvarchar(max) = N'
+            UPDATE t SET t.{v} = TRY_CAST(r.embedding AS VECTOR({dims}{vt}))
+            OUTPUT b.seq INTO #applied (seq)
+            FROM {src} AS t
+            JOIN #batch AS b ON t.{k} = CAST(b.k AS {kt}){kc}
+            JOIN #result AS r ON r.seq = b.seq
+            WHERE TRY_CAST(r.embedding AS VECTOR({dims}{vt})) IS NOT NULL;';
+        SET @apply = REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(@apply,
+            N'{src}', @src), N'{k}', @kq), N'{v}', @vq), N'{kt}', @key_decl), N'{kc}', @key_collate),
+            N'{dims}', CAST(@dims AS nvarchar(10))), N'{vt}', CASE WHEN @vtype = 'float16' THEN N', float16' ELSE N'' END);
+
+        DECLARE @last int = 0, @first int, @payload nvarchar(max), @response nvarchar(max), @n int,
+                @budget bigint = @batch_bytes, @one_bytes bigint, @failed int;
+        WHILE 1 = 1
+        BEGIN
+            TRUNCATE TABLE #batch;
+            TRUNCATE TABLE #result;
+            TRUNCATE TABLE #applied;
+            INSERT #batch (seq, k, bytes, run)
+            SELECT TOP (2048) seq, k, bytes, SUM(bytes) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING)
+            FROM #pending WHERE seq > @last ORDER BY seq;
+            IF @@ROWCOUNT = 0
+                BREAK;
+            -- Keep rows within the byte budget; a single larger row still goes alone.
+            DELETE b FROM #batch AS b WHERE b.run > @budget AND EXISTS (SELECT 1 FROM #batch AS x WHERE x.run < b.run);
+            SELECT @first = MIN(seq), @last = MAX(seq), @n = COUNT(*), @one_bytes = MAX(bytes) FROM #batch;
+            IF @n = 1 AND @one_bytes > @hard_cap
+            BEGIN
+                -- Over the request limit on its own: this row fails alone and the run goes on.
+                SET @rows_failed += 1;
+                DECLARE @toolarge nvarchar(4000) = CONCAT(N'a row of ', @src, N' is ', @one_bytes,
+                                                          N' bytes as JSON, over the 100 MB request limit; not embedded');
+                DECLARE @toolarge_key nvarchar(max) = (SELECT k AS [key] FROM #batch FOR JSON PATH, WITHOUT_ARRAY_WRAPPER);
+                EXEC sqlembed.log_error @source = N'sqlembed.embed_rows', @code = 413, @message = @toolarge,
+                                        @detail = @toolarge_key;
+                CONTINUE;
+            END;
+            EXEC sys.sp_executesql @fetch;
+            DELETE FROM #batch WHERE txt IS NULL OR DATALENGTH(txt) = 0;  -- deleted or emptied since the scan
+
+            SET @payload = (SELECT @model AS model, @dims AS dimensions, 'passage' AS input_type,
+                                   JSON_QUERY((SELECT seq AS id, txt AS text FROM #batch ORDER BY seq FOR JSON PATH)) AS inputs
+                            FOR JSON PATH, WITHOUT_ARRAY_WRAPPER);
+            IF @payload IS NULL OR JSON_QUERY(@payload, '$.inputs') IS NULL
+                CONTINUE;
+            EXEC @rc = sqlembed.invoke @path = N'/v1/sqlserver/embed', @payload = @payload,
+                                       @response = @response OUTPUT, @error = @error OUTPUT;
+            SET @batches += 1;
+            IF @rc = 413 AND @n > 1
+            BEGIN
+                -- The service's body limit is below this budget: the same rows again, in halves.
+                SELECT @budget = @budget / 2, @last = @first - 1, @rc = 0, @error = NULL;
+                CONTINUE;
+            END;
+            IF @rc = 413
+            BEGIN
+                SELECT @rows_failed += 1, @rc = 0;
+                DECLARE @rejected nvarchar(4000) = CONCAT(N'the service refused a single row of ', @src, N' as too large');
+                DECLARE @rejected_key nvarchar(max) = (SELECT k AS [key] FROM #batch FOR JSON PATH, WITHOUT_ARRAY_WRAPPER);
+                EXEC sqlembed.log_error @source = N'sqlembed.embed_rows', @code = 413, @message = @rejected,
+                                        @detail = @rejected_key;
+                SET @error = NULL;
+                CONTINUE;
+            END;
+            IF @rc <> 0
+                GOTO cleanup;  -- nothing of this batch was applied; earlier batches stay
+
+            INSERT #result (seq, embedding)
+            SELECT id, embedding FROM OPENJSON(@response, '$.result.embeddings')
+                WITH (id int '$.id', embedding nvarchar(max) '$.embedding' AS JSON)
+            WHERE id IS NOT NULL;
+            BEGIN TRANSACTION;
+                EXEC sys.sp_executesql @apply;
+                MERGE sqlembed.embedding_state WITH (HOLDLOCK) AS s
+                USING (SELECT b.k, b.h FROM #applied AS a JOIN #batch AS b ON b.seq = a.seq) AS x
+                   ON s.key_hash = HASHBYTES('SHA2_256', @src + NCHAR(0) + x.k)
+                WHEN MATCHED THEN UPDATE SET content_hash = x.h, model_id = @model_id, variant = @variant,
+                                             embedded_at = SYSUTCDATETIME()
+                WHEN NOT MATCHED THEN INSERT (source_table, row_key, content_hash, model_id, variant)
+                                      VALUES (@src, x.k, x.h, @model_id, @variant);
+            COMMIT TRANSACTION;
+            SET @rows_embedded += (SELECT COUNT(*) FROM #applied);
+            SET @failed = (SELECT COUNT(*) FROM #batch AS b WHERE NOT EXISTS (SELECT 1 FROM #applied AS a WHERE a.seq = b.seq));
+            IF @failed > 0
+            BEGIN
+                SET @rows_failed += @failed;
+                DECLARE @notembedded nvarchar(4000) = CONCAT(@failed, N' row(s) of ', @src, N' not embedded');
+                DECLARE @row_errors nvarchar(max) = JSON_QUERY(@response, '$.result.errors');
+                EXEC sqlembed.log_error @source = N'sqlembed.embed_rows', @code = 422, @message = @notembedded,
+                                        @detail = @row_errors;
+            END;
+        END;
+    END TRY
+    BEGIN CATCH
+        -- Every transaction open here is this procedure's own (it refuses to start inside one).
+        IF @@TRANCOUNT > @entry_trancount
+            ROLLBACK TRANSACTION;
+        SELECT @rc = CASE WHEN ERROR_NUMBER() = 0 THEN 500 ELSE ERROR_NUMBER() END,
+               @error = JSON_OBJECT('source': 'sqlembed.embed_rows', 'code': ERROR_NUMBER(), 'message': ERROR_MESSAGE());
+    END CATCH;
+
+cleanup:
+    IF @@TRANCOUNT > @entry_trancount
         ROLLBACK TRANSACTION;
     IF @locked = 1
         EXEC sys.sp_releaseapplock @Resource = @resource, @LockOwner = N'Session';
+report:
     IF @problem IS NOT NULL
     BEGIN
         SET @error = JSON_OBJECT('source': 'sqlembed.embed_rows', 'code': @code, 'message': @problem);
         SET @rc = @code;
+    END;
+    IF @rc <> 0 AND @entry_trancount = 0
+    BEGIN
+        DECLARE @final nvarchar(4000) = LEFT(JSON_VALUE(@error, '$.message'), 4000);
+        EXEC sqlembed.log_error @source = N'sqlembed.embed_rows', @code = @rc, @message = @final;
     END;
     SELECT @rows_embedded AS rows_embedded, @rows_failed AS rows_failed, @rows_skipped AS rows_skipped,
            @batches AS requests, DATEDIFF(millisecond, @started, SYSUTCDATETIME()) AS elapsed_ms, @error AS error;

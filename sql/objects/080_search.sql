@@ -1,6 +1,11 @@
--- sqlembed objects 080: vector search. The query text is embedded with AI_GENERATE_EMBEDDINGS through
--- the external model; the nearest rows come from VECTOR_SEARCH when a vector index with the same column
--- and metric exists (approximate, contract D5), else from an exact VECTOR_DISTANCE scan.
+-- sqlembed objects 080: vector search. The query is embedded with AI_GENERATE_EMBEDDINGS (the
+-- model's query prompt where it has one), then searched through the vector index when one matches
+-- the column and metric, else by an exact VECTOR_DISTANCE scan. The index's version decides the
+-- query form, so one script serves SQL Server 2025 and Azure SQL / Fabric:
+--   earlier-version index (SQL Server 2025): VECTOR_SEARCH(..., TOP_N = @top)
+--   version 3 index (Azure SQL, Fabric):     SELECT TOP (@top) WITH APPROXIMATE ... ORDER BY s.distance
+--                                             (TOP_N is refused there, Msg 42274)
+-- Dimensions and base type come from sys.columns.vector_dimensions / vector_base_type_desc.
 --   EXEC sqlembed.search @query = N'how do I rotate keys?', @table = N'dbo.docs', @key_column = N'id',
 --                        @vector_column = N'embedding', @top = 5;
 SET ANSI_NULLS ON;
@@ -17,27 +22,32 @@ CREATE OR ALTER PROCEDURE sqlembed.search
 AS
 BEGIN
     SET NOCOUNT ON;
+    SET IMPLICIT_TRANSACTIONS OFF;
     SET @error = NULL;
     DECLARE @object_id int = OBJECT_ID(@table, N'U');
     DECLARE @src nvarchar(300) = QUOTENAME(OBJECT_SCHEMA_NAME(@object_id)) + N'.' + QUOTENAME(OBJECT_NAME(@object_id));
     DECLARE @kq nvarchar(260) = (SELECT QUOTENAME(name) FROM sys.columns WHERE object_id = @object_id AND name = @key_column);
-    DECLARE @vq nvarchar(260) = (SELECT QUOTENAME(name) FROM sys.columns
-                                 WHERE object_id = @object_id AND name = @vector_column AND TYPE_NAME(user_type_id) = N'vector');
+    DECLARE @vq nvarchar(260), @dims int, @vbase nvarchar(20);
+    SELECT @vq = QUOTENAME(name), @dims = vector_dimensions, @vbase = vector_base_type_desc FROM sys.columns
+    WHERE object_id = @object_id AND name = @vector_column AND TYPE_NAME(user_type_id) = N'vector';
     DECLARE @problem nvarchar(4000) =
-        CASE WHEN @object_id IS NULL THEN CONCAT(N'table not found: ', @table)
+        CASE WHEN @object_id IS NULL THEN CONCAT(N'table not found (or no permission on it): ', @table)
              WHEN @kq IS NULL THEN CONCAT(N'key column not found: ', @key_column)
              WHEN @vq IS NULL THEN CONCAT(N'VECTOR column not found: ', @vector_column)
              WHEN @metric NOT IN ('cosine', 'dot', 'euclidean') THEN N'@metric must be cosine, dot or euclidean'
-             WHEN @top NOT BETWEEN 1 AND 10000 THEN N'@top must be between 1 and 10000'
+             WHEN @top NOT BETWEEN 1 AND 2000 THEN N'@top must be between 1 and 2000'
              WHEN @query IS NULL OR DATALENGTH(@query) = 0 THEN N'@query is NULL or empty' END;
     IF @problem IS NOT NULL
     BEGIN
         SET @error = JSON_OBJECT('source': 'sqlembed.search', 'code': 400, 'message': @problem);
         RETURN 400;
     END;
-    DECLARE @qv VECTOR($(SQLEMBED_DIMENSIONS));
+    -- As JSON first: the column may be float16, and a float32 vector does not convert to float16
+    -- (Msg 42238); the text form converts to either (contract D1).
+    DECLARE @qv nvarchar(max);
     BEGIN TRY
-        SET @qv = AI_GENERATE_EMBEDDINGS(@query USE MODEL $(SQLEMBED_EXTERNAL_MODEL));
+        SET @qv = CAST(AI_GENERATE_EMBEDDINGS(@query USE MODEL $(SQLEMBED_EXTERNAL_MODEL)
+                                              PARAMETERS '{"input_type":"query"}') AS nvarchar(max));
     END TRY
     BEGIN CATCH
         SET @error = JSON_OBJECT('source': 'AI_GENERATE_EMBEDDINGS', 'code': ERROR_NUMBER(), 'message': ERROR_MESSAGE());
@@ -50,29 +60,49 @@ BEGIN
                                  'message': 'no embedding returned; run EXEC sqlembed.self_test');
         RETURN 502;
     END;
-    DECLARE @indexed bit = CASE WHEN EXISTS (
-        SELECT 1 FROM sys.vector_indexes AS vi
-        JOIN sys.index_columns AS ic ON ic.object_id = vi.object_id AND ic.index_id = vi.index_id
-        JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id
-        WHERE vi.object_id = @object_id AND c.name = @vector_column AND vi.distance_metric = @metric) THEN 1 ELSE 0 END;
-    DECLARE @sql nvarchar(max) = CASE WHEN @indexed = 1 THEN N'
-        SELECT t.' + @kq + N' AS id, s.distance
-        FROM VECTOR_SEARCH(TABLE = ' + @src + N' AS t, COLUMN = ' + @vq + N', SIMILAR_TO = @qv,
-                           METRIC = ''' + @metric + N''', TOP_N = @top) AS s
+    DECLARE @version int = NULL, @indexed bit = 0;
+    SELECT TOP (1) @indexed = 1, @version = ISNULL(TRY_CAST(JSON_VALUE(vi.build_parameters, '$.Version') AS int), 0)
+    FROM sys.vector_indexes AS vi
+    JOIN sys.index_columns AS ic ON ic.object_id = vi.object_id AND ic.index_id = vi.index_id
+    JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id
+    WHERE vi.object_id = @object_id AND c.name = @vector_column AND LOWER(vi.distance_metric) = @metric;
+    DECLARE @sql nvarchar(max) = CASE
+        WHEN @indexed = 1 AND @version >= 3 THEN N'
+        DECLARE @v VECTOR({dims}{vt}) = CAST(@qv AS VECTOR({dims}{vt}));
+        SELECT TOP (@top) WITH APPROXIMATE t.{k} AS id, s.distance
+        FROM VECTOR_SEARCH(TABLE = {src} AS t, COLUMN = {v}, SIMILAR_TO = @v, METRIC = ''{metric}'') AS s
         ORDER BY s.distance;'
-    ELSE N'
-        SELECT TOP (@top) t.' + @kq + N' AS id, VECTOR_DISTANCE(''' + @metric + N''', t.' + @vq + N', @qv) AS distance
-        FROM ' + @src + N' AS t
-        WHERE t.' + @vq + N' IS NOT NULL
+        WHEN @indexed = 1 THEN N'
+        DECLARE @v VECTOR({dims}{vt}) = CAST(@qv AS VECTOR({dims}{vt}));
+        SELECT t.{k} AS id, s.distance
+        FROM VECTOR_SEARCH(TABLE = {src} AS t, COLUMN = {v}, SIMILAR_TO = @v, METRIC = ''{metric}'', TOP_N = @top) AS s
+        ORDER BY s.distance;'
+        ELSE N'
+        DECLARE @v VECTOR({dims}{vt}) = CAST(@qv AS VECTOR({dims}{vt}));
+        SELECT TOP (@top) t.{k} AS id, VECTOR_DISTANCE(''{metric}'', t.{v}, @v) AS distance
+        FROM {src} AS t
+        WHERE t.{v} IS NOT NULL
         ORDER BY distance;' END;
-    EXEC sys.sp_executesql @sql, N'@qv VECTOR($(SQLEMBED_DIMENSIONS)), @top int', @qv = @qv, @top = @top;
+    SET @sql = REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(@sql,
+        N'{src}', @src), N'{k}', @kq), N'{v}', @vq), N'{metric}', @metric),
+        N'{dims}', CAST(@dims AS nvarchar(10))), N'{vt}', CASE WHEN @vbase = N'float16' THEN N', float16' ELSE N'' END);
+    BEGIN TRY
+        EXEC sys.sp_executesql @sql, N'@qv nvarchar(max), @top int', @qv = @qv, @top = @top;
+    END TRY
+    BEGIN CATCH
+        SET @error = JSON_OBJECT('source': 'sqlembed.search', 'code': ERROR_NUMBER(), 'message': ERROR_MESSAGE());
+        RETURN CASE WHEN ERROR_NUMBER() = 0 THEN 500 ELSE ERROR_NUMBER() END;
+    END CATCH;
     RETURN 0;
 END;
 GO
--- CREATE VECTOR INDEX with the SQL Server 2025 preconditions checked first (contract D4):
--- PREVIEW_FEATURES on, a single-column INT clustered primary key, at least 100 non-NULL vectors.
+-- CREATE VECTOR INDEX with its preconditions checked first (contract D4): on SQL Server 2025
+-- PREVIEW_FEATURES on and a clustered primary key on exactly one INT column (Azure SQL's newer
+-- index needs only a clustered index), at least 100 non-NULL vectors (Msg 42266).
 -- Caveat: on SQL Server 2025 the table is READ-ONLY while the index exists; to load more rows,
--- DROP INDEX <name> ON <table>, load and embed, then create it again.
+-- DROP INDEX <name> ON <table>, load and embed, then create it again. Needs ALTER on the table.
+-- A long DDL statement that changes what others may do with the table: it refuses to run inside a
+-- caller's transaction (409), like embed_rows.
 CREATE OR ALTER PROCEDURE sqlembed.create_vector_index
     @table         nvarchar(300),
     @vector_column sysname,
@@ -82,46 +112,66 @@ CREATE OR ALTER PROCEDURE sqlembed.create_vector_index
 AS
 BEGIN
     SET NOCOUNT ON;
+    SET XACT_ABORT ON;
+    SET IMPLICIT_TRANSACTIONS OFF;
+    SET @error = NULL;
     DECLARE @object_id int = OBJECT_ID(@table, N'U');
     DECLARE @src nvarchar(300) = QUOTENAME(OBJECT_SCHEMA_NAME(@object_id)) + N'.' + QUOTENAME(OBJECT_NAME(@object_id));
     DECLARE @vq nvarchar(260) = (SELECT QUOTENAME(name) FROM sys.columns
                                  WHERE object_id = @object_id AND name = @vector_column AND TYPE_NAME(user_type_id) = N'vector');
-    DECLARE @n bigint, @sql nvarchar(max), @problem nvarchar(4000);
+    -- 5 Azure SQL Database, 8 Managed Instance, 12 Fabric: there the newer index needs no preview switch.
+    DECLARE @boxed bit = CASE WHEN CAST(SERVERPROPERTY('EngineEdition') AS int) IN (5, 8, 12) THEN 0 ELSE 1 END;
+    DECLARE @preview int = (SELECT TRY_CAST(value AS int) FROM sys.database_scoped_configurations
+                            WHERE name = N'PREVIEW_FEATURES');
+    DECLARE @n bigint, @sql nvarchar(max), @problem nvarchar(4000), @code int = 400;
     SET @index_name = ISNULL(@index_name, CONCAT(N'vix_', OBJECT_NAME(@object_id), N'_', @vector_column));
-    IF @object_id IS NULL OR @vq IS NULL
-        SET @problem = N'table or VECTOR column not found';
+    IF @@TRANCOUNT > 0
+        SELECT @problem = N'create_vector_index cannot run inside a transaction: commit or roll back first', @code = 409;
+    ELSE IF @object_id IS NULL OR @vq IS NULL
+        SET @problem = N'table or VECTOR column not found (or no permission on it)';
     ELSE IF @metric NOT IN ('cosine', 'dot', 'euclidean')
         SET @problem = N'@metric must be cosine, dot or euclidean';
-    ELSE IF NOT EXISTS (
+    ELSE IF @boxed = 1 AND ISNULL(@preview, 0) <> 1
+        SET @problem = N'SQL Server 2025 vector indexes are a preview feature: a database owner runs '
+                     + N'ALTER DATABASE SCOPED CONFIGURATION SET PREVIEW_FEATURES = ON;';
+    ELSE IF @boxed = 1 AND NOT EXISTS (
         SELECT 1 FROM sys.indexes AS i
         JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id
         JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id
-        WHERE i.object_id = @object_id AND i.is_primary_key = 1 AND i.type = 1 AND TYPE_NAME(c.system_type_id) = N'int'
-        GROUP BY i.index_id HAVING COUNT(*) = 1)
-        SET @problem = N'SQL Server 2025 vector indexes need a single-column INT clustered primary key';
+        WHERE i.object_id = @object_id AND i.is_primary_key = 1 AND i.type = 1
+        GROUP BY i.index_id
+        HAVING COUNT(*) = 1 AND MAX(TYPE_NAME(c.system_type_id)) = N'int')
+        SET @problem = N'SQL Server 2025 vector indexes need a clustered primary key on exactly one INT column';
+    ELSE IF @boxed = 0 AND NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = @object_id AND type = 1)
+        SET @problem = N'vector indexes need a clustered index on the table';
+    ELSE IF ISNULL(HAS_PERMS_BY_NAME(OBJECT_SCHEMA_NAME(@object_id) + N'.' + OBJECT_NAME(@object_id), N'OBJECT', N'ALTER'), 0) = 0
+        SELECT @problem = CONCAT(N'you need ALTER on ', @src, N' to index it'), @code = 403;
     IF @problem IS NULL
     BEGIN
-        SET @sql = N'SELECT @n = COUNT_BIG(*) FROM ' + @src + N' WHERE ' + @vq + N' IS NOT NULL;';
+        SET @sql = REPLACE(REPLACE(N'SELECT @n = COUNT_BIG(*) FROM {src} WHERE {v} IS NOT NULL;', N'{src}', @src), N'{v}', @vq);
         EXEC sys.sp_executesql @sql, N'@n bigint OUTPUT', @n = @n OUTPUT;
         IF @n < 100
             SET @problem = CONCAT(N'a vector index needs at least 100 non-NULL vectors (Msg 42266); the table has ', @n);
     END;
     IF @problem IS NOT NULL
     BEGIN
-        SET @error = JSON_OBJECT('source': 'sqlembed.create_vector_index', 'code': 400, 'message': @problem);
-        RETURN 400;
+        SET @error = JSON_OBJECT('source': 'sqlembed.create_vector_index', 'code': @code, 'message': @problem);
+        RETURN @code;
     END;
-    SET @sql = N'CREATE VECTOR INDEX ' + QUOTENAME(@index_name) + N' ON ' + @src + N' (' + @vq + N')
-                 WITH (METRIC = ''' + @metric + N''', TYPE = ''DiskANN'');';
+    SET @sql = N'CREATE VECTOR INDEX {name} ON {src} ({v}) WITH (METRIC = ''{metric}'', TYPE = ''DiskANN'');';
+    SET @sql = REPLACE(REPLACE(REPLACE(REPLACE(@sql, N'{name}', QUOTENAME(@index_name)), N'{src}', @src), N'{v}', @vq),
+                       N'{metric}', @metric);
     BEGIN TRY
         EXEC sys.sp_executesql @sql;
     END TRY
     BEGIN CATCH
+        IF @@TRANCOUNT > 0
+            ROLLBACK TRANSACTION;  -- only ever our own: the procedure refuses to start inside one
         SET @error = JSON_OBJECT('source': 'CREATE VECTOR INDEX', 'code': ERROR_NUMBER(), 'message': ERROR_MESSAGE());
         RETURN 500;
     END CATCH;
     PRINT CONCAT(N'sqlembed: created ', @index_name, N'. ', @src,
-                 N' is now read-only on SQL Server 2025; DROP INDEX ', QUOTENAME(@index_name), N' ON ', @src,
+                 N' is read-only on SQL Server 2025 while it exists; DROP INDEX ', QUOTENAME(@index_name), N' ON ', @src,
                  N' before loading more rows.');
     RETURN 0;
 END;

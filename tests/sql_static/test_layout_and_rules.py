@@ -1,28 +1,19 @@
-"""Static checks of sql/ (no SQL Server needed): layout, idempotency, secrets, variables, parsing."""
+"""Static checks of sql/ (no SQL Server needed): layout, idempotency, secrets, variables.
+Parsing and the transaction and collation rules: test_parse_and_contract.py."""
 
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 
 import pytest
-import sqlglot
 
 from sqlembed.db.sqlfiles import SqlFile, load, mask, sql_root, substitute, variables_used
-from sqlembed.db.variables import SECRET_VARS, VARIABLES, resolve
+from sqlembed.db.variables import DERIVED, SECRET_VARS, VARIABLES, resolve
 
 FILES = load()
 VALUES = resolve({"SQLEMBED_URL": "https://embed.example.internal:8888", "SQLEMBED_API_KEY": "k"})
 ROOT = sql_root()
-
-# SQL Server 2022/2025 constructs sqlglot's T-SQL dialect does not know: batches with them are
-# checked by the rules below instead of the parser (listed in sql/README.md).
-NEW_SYNTAX = re.compile(
-    r"\bVECTOR\s*\(|\bEXTERNAL\s+MODEL\b|\bAI_GENERATE_EMBEDDINGS\b|\bVECTOR_SEARCH\b|\bVECTOR_DISTANCE\b"
-    r"|\bVECTOR\s+INDEX\b|\bVECTORPROPERTY\b|\bJSON_OBJECT\s*\(|\bCREATE\s+OR\s+ALTER\b|\bvector_indexes\b",
-    re.IGNORECASE)
-
 
 def _ids(files: list[SqlFile]) -> list[str]:
     return [f"{f.kind}/{f.name}" for f in files]
@@ -87,34 +78,10 @@ def test_no_literal_secrets() -> None:
 
 def test_every_variable_is_known_documented_and_used() -> None:
     used = set().union(*(variables_used(f.text) for f in FILES))
-    assert used == set(VARIABLES), f"unused: {set(VARIABLES) - used}, unknown: {used - set(VARIABLES)}"
+    assert used == set(VARIABLES) | DERIVED, f"unused: {set(VARIABLES) - used}, unknown: {used - set(VARIABLES) - DERIVED}"
     readme = (ROOT / "README.md").read_text("utf-8")
     for name in VARIABLES:
         assert f"`{name}`" in readme, f"{name} is not documented in sql/README.md"
-
-
-@pytest.mark.parametrize("f", FILES, ids=_ids(FILES))
-def test_batches_parse_or_pass_the_rules(f: SqlFile) -> None:
-    for batch in f.batches():
-        sql = substitute(batch, VALUES, where=f.name)
-        code = mask(sql)
-        assert code.count("(") == code.count(")"), f"{f.name}:{batch.line}: unbalanced parentheses"
-        words = re.findall(r"\b(BEGIN(?!\s+(?:TRAN|TRANSACTION|DIALOG|CONVERSATION)\b)|CASE|END(?!\s+CONVERSATION))\b",
-                           code, re.IGNORECASE)
-        opens = sum(1 for w in words if w.upper() in ("BEGIN", "CASE"))
-        assert opens == len(words) - opens, f"{f.name}:{batch.line}: BEGIN/CASE and END do not pair up"
-        if NEW_SYNTAX.search(code):
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sqlglot.parse(sql, read="tsql", error_level=sqlglot.ErrorLevel.RAISE)
-
-
-def test_rule_checked_share_is_known() -> None:
-    """Keeps the list in sql/README.md honest: most batches need the rules, some parse."""
-    batches = [substitute(b, VALUES, where=f.name) for f in FILES for b in f.batches()]
-    parsed = [b for b in batches if not NEW_SYNTAX.search(mask(b))]
-    assert 0 < len(parsed) < len(batches)
 
 
 def test_unknown_and_invalid_variables_are_refused() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlembed.db.sqlfiles import SqlFile, substitute
+from sqlembed.db.sqlfiles import SqlFile, migration_block, substitute
 from sqlembed.db.variables import SECRET_VARS
 from sqlembed.errors import SqlembedError
 
@@ -99,16 +99,17 @@ def deploy(conn: Connection, files: list[SqlFile], values: Mapping[str, str], *,
                                       "are never edited: add a new migration instead")
                 report.skipped_migrations.append(f.name)
                 continue
-            # A migration and its journal row commit together or not at all.
-            cur.execute("BEGIN TRANSACTION;")
+            # A migration and its journal row commit together or not at all: the same block
+            # `db render` writes, so both paths behave alike when a step fails half-way.
             try:
-                _run(cur, f, values, on_batch)
-                cur.execute("INSERT sqlembed.migrations (name, checksum, sqlembed_version) VALUES (?, ?, ?)",
-                            f.name, f.checksum, version)
-                cur.execute("COMMIT TRANSACTION;")
-            except Exception:
+                cur.execute(migration_block(f, values, version))
+                while cur.nextset():
+                    pass
+            except Exception as exc:
                 cur.execute("IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION;")
-                raise
+                raise DeployError(f.name, 1, _clean(exc, values)) from None
+            if on_batch is not None:
+                on_batch(f.name)
             report.applied_migrations.append(f.name)
             log.info("applied migration %s", f.name)
         for f in (f for f in files if f.kind == "object"):

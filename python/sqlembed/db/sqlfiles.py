@@ -178,38 +178,57 @@ def _exec_literal(sql: str) -> str:
     return "N'" + sql.replace("'", "''") + "'"
 
 
+def migration_block(f: SqlFile, values: Mapping[str, str], version: str) -> str:
+    """One migration as one batch: its GO batches run through sp_executesql inside one transaction
+    with its journal row, under an applock, after re-checking the journal. A failure anywhere rolls
+    the whole migration back (XACT_ABORT ON), so a rerun starts it again from the top instead of
+    meeting half-created objects (Msg 2714). ``db render`` and ``db deploy`` both run this."""
+    name = f.name.replace("'", "''")
+    steps = "\n".join(f"        EXEC sys.sp_executesql {_exec_literal(substitute(b, values, where=f.name))};"
+                      for b in f.batches())
+    return (
+        "SET XACT_ABORT ON;\n"
+        f"IF EXISTS (SELECT 1 FROM sqlembed.migrations WHERE name = N'{name}' AND checksum <> '{f.checksum}')\n"  # nosec B608
+        f"    THROW 50000, N'migration {name} was applied with different content; refusing to continue', 1;\n"
+        f"IF NOT EXISTS (SELECT 1 FROM sqlembed.migrations WHERE name = N'{name}')\n"  # nosec B608
+        "BEGIN\n"
+        "    BEGIN TRANSACTION;\n"
+        "    DECLARE @lock int;\n"
+        "    EXEC @lock = sys.sp_getapplock @Resource = N'sqlembed.migrations', @LockMode = N'Exclusive', "
+        "@LockOwner = N'Transaction', @LockTimeout = 60000;\n"
+        "    IF @lock < 0\n"
+        "        THROW 50001, N'another sqlembed deploy holds the migration lock; try again later', 1;\n"
+        f"    IF NOT EXISTS (SELECT 1 FROM sqlembed.migrations WHERE name = N'{name}')\n"  # nosec B608
+        "    BEGIN\n"
+        f"{steps}\n"
+        "        INSERT sqlembed.migrations (name, checksum, sqlembed_version) "
+        f"VALUES (N'{name}', '{f.checksum}', N'{version}');\n"
+        "    END;\n"
+        "    COMMIT TRANSACTION;\n"
+        "END;\n"
+    )
+
+
 def render(files: list[SqlFile], values: Mapping[str, str], version: str) -> str:
     """One script for sqlcmd / SSMS (SQLCMD mode): same order and guards as `db deploy`.
 
     Secrets are never rendered: $(SQLEMBED_API_KEY) stays for ``sqlcmd -v SQLEMBED_API_KEY=...``.
+    Each migration is one transactional batch (``migration_block``); objects are idempotent.
     """
     shown = {k: v for k, v in values.items() if k not in SECRET_VARS}
     out = [
         f"-- sqlembed {version}: rendered by `sqlembed db render`. Run with sqlcmd or SSMS in SQLCMD mode:",
-        "--   sqlcmd -S <server> -d <database> -i sqlembed.sql -v SQLEMBED_API_KEY=<key>   (empty: no credential)",
+        "--   sqlcmd -b -I -S <server> -d <database> -i sqlembed.sql -v SQLEMBED_API_KEY=<key>   (empty: no credential)",
         "-- Variables: " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())),
         ":on error exit",
         "GO",
     ]
     for f in files:
         out.append(f"-- ==== {f.kind}: {f.name}")
-        batches = [substitute(b, values, where=f.name, keep=SECRET_VARS) for b in f.batches()]
-        if f.kind != "migration":
-            out += [b.rstrip() + "\nGO" for b in batches]
+        if f.kind == "migration":
+            out.append(migration_block(f, values, version) + "GO")
             continue
-        name = f.name.replace("'", "''")
-        out.append(
-            f"IF EXISTS (SELECT 1 FROM sqlembed.migrations WHERE name = N'{name}' AND checksum <> '{f.checksum}')\n"  # nosec B608
-            f"    THROW 50000, N'migration {name} was applied with different content; refusing to continue', 1;\nGO"
-        )
-        for b in batches:
-            out.append(f"IF NOT EXISTS (SELECT 1 FROM sqlembed.migrations WHERE name = N'{name}')\n"  # nosec B608
-                       f"    EXEC ({_exec_literal(b)});\nGO")
-        out.append(
-            f"IF NOT EXISTS (SELECT 1 FROM sqlembed.migrations WHERE name = N'{name}')\n"  # nosec B608
-            f"    INSERT sqlembed.migrations (name, checksum, sqlembed_version) VALUES (N'{name}', '{f.checksum}', "
-            f"N'{version}');\nGO"
-        )
+        out += [substitute(b, values, where=f.name, keep=SECRET_VARS).rstrip() + "\nGO" for b in f.batches()]
     import json
 
     out.append("INSERT sqlembed.deployments (sqlembed_version, variables) VALUES (N'"

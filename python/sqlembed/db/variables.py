@@ -51,7 +51,9 @@ VARIABLES: dict[str, Variable] = {v.name: v for v in (
              "model name sent to the service"),
     Variable("SQLEMBED_API_FORMAT", "Ollama", _pattern(r"Ollama|OpenAI|Azure OpenAI", "Ollama, OpenAI or Azure OpenAI"),
              "which route the EXTERNAL MODEL calls"),
-    Variable("SQLEMBED_DIMENSIONS", "384", _int_range(1, 1998), "VECTOR(n) size (float32 max 1998)"),
+    Variable("SQLEMBED_DIMENSIONS", "384", _int_range(1, 3996), "VECTOR(n) size (float32 max 1998, float16 3996)"),
+    Variable("SQLEMBED_VECTOR_TYPE", "float32", _pattern(r"float32|float16", "float32 or float16"),
+             "the VECTOR base type (float16 is a preview feature on SQL Server 2025)"),
     Variable("SQLEMBED_CREDENTIAL", "", _credential, "credential name (default: SQLEMBED_URL)"),
     Variable("SQLEMBED_EXTERNAL_MODEL", "sqlembed", _pattern(r"[A-Za-z_][A-Za-z0-9_]{0,127}", "a regular identifier"),
              "the EXTERNAL MODEL's name"),
@@ -61,6 +63,10 @@ VARIABLES: dict[str, Variable] = {v.name: v for v in (
     Variable("SQLEMBED_RETRY_COUNT", "10", _int_range(0, 10), "@retry_count"),
     Variable("SQLEMBED_API_KEY", "", _no_newline, "the service's API key (secret; never written)"),
 )}
+
+
+DERIVED = frozenset({"SQLEMBED_VECTOR_TYPE_SUFFIX"})
+"""Computed from the others, never given: ``, float16`` (or nothing) after VECTOR(n's size."""
 
 
 def resolve(given: Mapping[str, str]) -> dict[str, str]:
@@ -81,6 +87,9 @@ def resolve(given: Mapping[str, str]) -> dict[str, str]:
         if problem is not None:
             shown = "<secret>" if name in SECRET_VARS else repr(value)
             raise InvalidInput(f"{name}={shown} is not valid: expected {problem}")
+    if out["SQLEMBED_VECTOR_TYPE"] == "float32" and int(out["SQLEMBED_DIMENSIONS"]) > 1998:
+        raise InvalidInput("SQLEMBED_DIMENSIONS above 1998 needs SQLEMBED_VECTOR_TYPE=float16 (VECTOR limits, contract D1)")
+    out["SQLEMBED_VECTOR_TYPE_SUFFIX"] = ", float16" if out["SQLEMBED_VECTOR_TYPE"] == "float16" else ""
     return out
 
 
