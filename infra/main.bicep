@@ -20,6 +20,8 @@ param apiKey string
 @secure()
 @description('SQLEMBED_DATABASES: JSON name -> SQLAlchemy URL for bulk jobs (stored only in Key Vault)')
 param databases string
+@description('Which SQLEMBED_DATABASES entry keeps the job records (its sqlembed.jobs table; deploy the T-SQL there)')
+param jobStoreDatabase string = 'app'
 
 @minValue(1)
 @maxValue(20)
@@ -108,6 +110,7 @@ module master 'app/master.bicep' = {
     apiKeySecretUri: keyVault.outputs.secretUris[0]
     databasesSecretUri: keyVault.outputs.secretUris[1]
     maxGpuWorkers: maxGpuWorkers
+    jobStoreDatabase: jobStoreDatabase
   }
 }
 

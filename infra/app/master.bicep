@@ -9,6 +9,8 @@ param identityId string
 param registryServer string
 param apiKeySecretUri string
 param databasesSecretUri string
+@description('The SQLEMBED_DATABASES name whose sqlembed.jobs table keeps the job records (SQL Server survives a master restart on a new replica; SQLite on the Azure Files share would not: its locking is unreliable over SMB)')
+param jobStoreDatabase string = 'app'
 @description('GPU workers to ask for while bulk jobs are pending (the worker app caps it too)')
 param maxGpuWorkers int = 2
 param image string = 'mcr.microsoft.com/azuredocs/containerapps-helloworld:latest'
@@ -32,6 +34,8 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
           { external: false, targetPort: 7077, exposedPort: 7077 }
           // Executor tasks connect back here for online batches (SQLEMBED_PLACEMENT=auto).
           { external: false, targetPort: 7079, exposedPort: 7079 }
+          // Bulk tasks report progress per chunk here.
+          { external: false, targetPort: 7080, exposedPort: 7080 }
           { external: false, targetPort: 8080, exposedPort: 8080 }
         ]
       }
@@ -52,7 +56,11 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
             { name: 'SQLEMBED_API_KEYS', secretRef: 'api-key' }
             { name: 'SQLEMBED_DATABASES', secretRef: 'databases' }
             { name: 'SQLEMBED_MODEL_DIR', value: '/data/models' }
-            { name: 'SQLEMBED_STATE_DIR', value: '/data/state' }
+            // Job records live in SQL Server (one source of truth, read by T-SQL too); the local
+            // state directory holds nothing that must survive a restart.
+            { name: 'SQLEMBED_JOB_STORE', value: 'db:${jobStoreDatabase}' }
+            { name: 'SQLEMBED_STATE_DIR', value: '/tmp/sqlembed-state' }
+            { name: 'SQLEMBED_PROGRESS_PORT', value: '7080' }
             { name: 'SQLEMBED_SPARK_MASTER', value: 'spark://127.0.0.1:7077' }
             { name: 'SQLEMBED_SPARK_GPU', value: 'true' }
             { name: 'SQLEMBED_SCALE_MAX_WORKERS', value: string(maxGpuWorkers) }

@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from sqlembed.spark.session import discovery_script
 import yaml
 
 from sqlembed.settings import Settings
@@ -67,15 +69,27 @@ def test_gpu_discovery(tmp_path: Path, nvidia_smi: str | None, expected: list[st
         fake = bin_dir / "nvidia-smi"
         fake.write_text(f"#!/bin/bash\n{nvidia_smi}\n")
         fake.chmod(0o755)
-    r = subprocess.run(["bash", str(C / "spark/getGpusResources.sh")], capture_output=True, text=True,
+    r = subprocess.run(["bash", str(discovery_script())], capture_output=True, text=True,
                        env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, timeout=30)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"name": "gpu", "addresses": expected}
 
 
 def test_gpu_discovery_override() -> None:
-    r = _run("spark/getGpusResources.sh", env={"SQLEMBED_GPU_ADDRESSES": "2,5"})
+    r = subprocess.run(["bash", str(discovery_script())], capture_output=True, text=True, timeout=30,
+                       env={"PATH": "/usr/bin:/bin", "SQLEMBED_GPU_ADDRESSES": "2,5"})
     assert json.loads(r.stdout)["addresses"] == ["2", "5"]
+
+
+def test_the_discovery_script_ships_in_the_package_and_is_executable() -> None:
+    import os
+
+    from sqlembed.spark.session import spark_conf
+
+    path = discovery_script()
+    assert path.is_file() and os.access(path, os.X_OK)
+    assert path.parent.name == "spark" and path.parent.parent.name == "sqlembed", "found from the package"
+    assert spark_conf("local[1]", gpu=True)["spark.executor.resource.gpu.discoveryScript"] == str(path)
 
 
 def test_dockerfile_pins_match_versions_env() -> None:

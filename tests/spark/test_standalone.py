@@ -1,5 +1,5 @@
 """A real standalone cluster (Master + one Worker on 127.0.0.1, pyspark's bundled spark-class), the
-worker given one GPU address by containers/spark/getGpusResources.sh, and a job through
+worker given one GPU address by the packaged getGpusResources.sh, and a job through
 POST /v1/jobs on `sqlembed serve` configured for that cluster."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A real standalone Spark cluster on 127.0.0.1 from pyspark's bundled spark-class, for benchmarks
 and tests: one Master and a Worker that can be killed (with its executor and Python workers) and
-started again. The Worker gets one GPU address from containers/spark/getGpusResources.sh."""
+started again. The Worker gets one GPU address from the packaged getGpusResources.sh."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from sqlembed.spark.session import DISCOVERY_SCRIPT
+from sqlembed.spark.session import discovery_script
 
 
 def free_port() -> int:
@@ -48,7 +48,7 @@ class Cluster:
         self.env = {**os.environ, "SPARK_LOG_DIR": str(logs), "SQLEMBED_GPU_ADDRESSES": "0",
                     "SPARK_WORKER_DIR": str(logs / "work"),
                     "SPARK_WORKER_OPTS": f"-Dspark.worker.resource.gpu.amount=1 "
-                                         f"-Dspark.worker.resource.gpu.discoveryScript={DISCOVERY_SCRIPT}"}
+                                         f"-Dspark.worker.resource.gpu.discoveryScript={discovery_script()}"}
         self.master: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
         self._workers_started = 0

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import threading
+from importlib import resources
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 TASK_MAX_FAILURES = 4
-DISCOVERY_SCRIPT = Path(__file__).resolve().parents[3] / "containers" / "spark" / "getGpusResources.sh"
+def discovery_script() -> Path:
+    """Spark's GPU discovery script, shipped inside the package (and so inside every image)."""
+    return Path(str(resources.files("sqlembed.spark") / "getGpusResources.sh"))
 
 
 def spark_conf(master: str, *, gpu: bool, task_gpu_amount: float = 1.0,
@@ -41,8 +44,7 @@ def spark_conf(master: str, *, gpu: bool, task_gpu_amount: float = 1.0,
     if gpu:
         conf["spark.executor.resource.gpu.amount"] = "1"
         conf["spark.task.resource.gpu.amount"] = str(task_gpu_amount)
-        if DISCOVERY_SCRIPT.is_file():
-            conf["spark.executor.resource.gpu.discoveryScript"] = str(DISCOVERY_SCRIPT)
+        conf["spark.executor.resource.gpu.discoveryScript"] = str(discovery_script())
     conf.update(extra or {})
     return conf
 

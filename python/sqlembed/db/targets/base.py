@@ -113,6 +113,26 @@ class SqlTarget:
         """Close pooled connections: a long-lived service or Python worker must not keep one per job."""
         self.engine.dispose()
 
+    # The driver-side steps, each one transaction, retried like the executors' reads and writes.
+
+    def check(self, expect_database: str | None = None) -> TableInfo:
+        return self.retrying("checking the table", lambda: self._check(expect_database))
+
+    def prepare(self, info: TableInfo, eid: EmbeddingId) -> TableInfo:
+        return self.retrying("preparing the target", lambda: self._prepare(info, eid))
+
+    def slice_bounds(self, info: TableInfo, slices: int) -> tuple[int, list[tuple[Any, Any]]]:
+        return self.retrying("planning key slices", lambda: self._slice_bounds(info, slices))
+
+    def _check(self, expect_database: str | None) -> TableInfo:
+        raise NotImplementedError
+
+    def _prepare(self, info: TableInfo, eid: EmbeddingId) -> TableInfo:
+        raise NotImplementedError
+
+    def _slice_bounds(self, info: TableInfo, slices: int) -> tuple[int, list[tuple[Any, Any]]]:
+        raise NotImplementedError
+
     def qualified(self, schema: str | None, name: str) -> str:
         return (self.quote(schema) + "." if schema else "") + self.quote(name)
 

@@ -46,7 +46,7 @@ class MssqlTarget(SqlTarget):
 
     # --- driver
 
-    def check(self, expect_database: str | None = None) -> TableInfo:
+    def _check(self, expect_database: str | None) -> TableInfo:
         from sqlalchemy import text as sql_text
 
         with self.engine.connect() as conn:
@@ -121,7 +121,7 @@ class MssqlTarget(SqlTarget):
             raise InvalidInput(f"column {found[0]} of [{schema}].[{table}] is {found[1]}, not VECTOR")
         return found
 
-    def prepare(self, info: TableInfo, eid: EmbeddingId) -> TableInfo:
+    def _prepare(self, info: TableInfo, eid: EmbeddingId) -> TableInfo:
         """Create the target table where it does not exist yet; check the vector size."""
         from sqlalchemy import text as sql_text
 
@@ -137,7 +137,7 @@ class MssqlTarget(SqlTarget):
                 conn.execute(sql_text(ddl), {"t": f"{info.target_schema}.{info.target_name}"})
         return info
 
-    def slice_bounds(self, info: TableInfo, slices: int) -> tuple[int, list[tuple[Any, Any]]]:
+    def _slice_bounds(self, info: TableInfo, slices: int) -> tuple[int, list[tuple[Any, Any]]]:
         from sqlalchemy import text as sql_text
 
         k = self.quote(info.key)

@@ -40,7 +40,7 @@ class SqliteTarget(SqlTarget):
 
     # --- driver
 
-    def check(self, expect_database: str | None = None) -> TableInfo:
+    def _check(self, expect_database: str | None) -> TableInfo:
         schema, name = self.spec.schema_and_name
         with self.engine.begin() as conn:
             pragma = f"PRAGMA {self.quote(schema)}.table_info({self.quote(name)})" if schema \
@@ -78,13 +78,13 @@ class SqliteTarget(SqlTarget):
                          key_collation=None, columns=frozenset(cols), state_source=name, target_schema=tschema,
                          target_name=tname, predicate=predicate)
 
-    def prepare(self, info: TableInfo, eid: EmbeddingId) -> TableInfo:
+    def _prepare(self, info: TableInfo, eid: EmbeddingId) -> TableInfo:
         return info  # SQLite columns have no declared vector size; the target table exists since check()
 
     def _from(self, info: TableInfo) -> str:
         return f"{self.qualified(info.schema, info.name)} AS t"
 
-    def slice_bounds(self, info: TableInfo, slices: int) -> tuple[int, list[tuple[Any, Any]]]:
+    def _slice_bounds(self, info: TableInfo, slices: int) -> tuple[int, list[tuple[Any, Any]]]:
         k = self.quote(info.key)
         where = f" WHERE {info.predicate}" if info.predicate else ""
         sql = (f"SELECT b, MIN(k), COUNT(*) FROM (SELECT t.{k} AS k, NTILE(:n) OVER (ORDER BY t.{k}) AS b "  # nosec B608

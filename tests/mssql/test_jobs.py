@@ -1,0 +1,142 @@
+"""Bulk jobs against SQL Server 2025 (markers mssql, spark): submitted, watched and cancelled from
+T-SQL by an app user, vectors verified against the service, the state shared with embed_rows,
+dimensions below the model's on the Spark path, and filters that are not one boolean expression
+refused before any SQL runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sqlembed.benchmark.corpus import paragraphs
+from sqlembed.settings import Settings
+from tests.mssql.conftest import (
+    API_KEY,
+    AppUser,
+    Deployment,
+    Faults,
+    database_name,
+    database_url,
+    make_docs,
+    make_service,
+    scalar,
+)
+from tests.mssql.test_sqlserver2025 import embed_rows, service_vectors, stored
+from tests.support.server import ServerThread, with_settings
+
+pytestmark = [pytest.mark.mssql, pytest.mark.spark, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def job_service(base_settings: Settings, tls_dir: Path, mssql_dsn: str, spark_local: Any,
+                captured_requests: list[dict[str, Any]], faults: Faults,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerThread, str]]:
+    name = database_name("jobs")
+    # Job records in the database's own sqlembed.jobs (SQLEMBED_JOB_STORE=db:app): the store a
+    # master on Azure Container Apps uses. The database is created after the service starts; the
+    # store is reached at the first submission.
+    settings = with_settings(base_settings, api_keys=API_KEY, databases=json.dumps({"app": database_url(mssql_dsn, name)}),
+                             job_store="db:app", state_dir=tmp_path_factory.mktemp("jobs-state"))
+    srv = make_service(settings, tls_dir, captured_requests, faults, spark_factory=lambda: spark_local)
+    yield srv, name
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def jobs(deployment: Callable[..., Deployment], job_service: tuple[ServerThread, str]) -> Deployment:
+    srv, name = job_service
+    return deployment("jobs", name=name, srv=srv)
+
+
+def submit(conn: Any, table: str, **extra: str) -> tuple[int, str | None, str | None]:
+    args = "".join(f", @{k} = {v}" for k, v in extra.items())
+    row = conn.execute("DECLARE @rc int, @job nvarchar(64), @e nvarchar(max); "
+                       f"EXEC @rc = sqlembed.submit_job @database = N'app', @table = N'{table}', @key_column = N'id', "
+                       f"@text_column = N'body', @vector_column = N'embedding'{args}, @job_id = @job OUTPUT, "
+                       "@error = @e OUTPUT; SELECT @rc AS rc, @job AS job, @e AS error").fetchone()
+    return int(row.rc), row.job, row.error
+
+
+def wait(conn: Any, job: str, timeout: float = 300) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = conn.execute("EXEC sqlembed.job_status @job_id = ?", job).fetchone()
+        if row.state in ("succeeded", "failed", "cancelled"):
+            return row
+        time.sleep(1)
+    raise AssertionError(f"job {job} still {row.state}")
+
+
+def test_submit_poll_and_share_state_with_embed_rows(jobs: Deployment, job_service: tuple[ServerThread, str]) -> None:
+    srv, _ = job_service
+    texts = paragraphs(300)
+    make_docs(jobs.owner, "dbo.bulk", list(texts))
+    name, password = "jobuser", "J0b!user-" + str(time.time_ns())[-8:]
+    jobs.owner.execute(f"CREATE USER [{name}] WITH PASSWORD = '{password}'; ALTER ROLE sqlembed_user ADD MEMBER [{name}]; "
+                       f"GRANT SELECT, UPDATE ON dbo.bulk TO [{name}]")
+    user = AppUser(name, password, jobs)
+    with user.connect() as conn:
+        rc, job, error = submit(conn, "dbo.bulk")
+        assert rc == 0 and job, error
+        done = wait(conn, job)
+        assert done.state == "succeeded" and done.rows_done == 300 and done.dimensions == 384, done.last_error
+        # Recorded where T-SQL reads it, with who submitted it.
+        assert scalar(jobs.owner, "SELECT submitted_by FROM sqlembed.jobs WHERE job_id = ?", job)
+    got = stored(jobs.owner, "dbo.bulk")
+    ref = service_vectors(srv, texts)
+    assert min(float(got[i + 1] @ ref[i]) for i in range(300)) >= 0.9999
+    # The same state as embed_rows: nothing left for it, and a re-run of the job writes nothing.
+    assert embed_rows(jobs.owner, "dbo.bulk").rows_embedded == 0
+    with user.connect() as conn:
+        _, again, _ = submit(conn, "dbo.bulk")
+        assert wait(conn, again).rows_done == 0
+
+
+def test_filters_that_are_not_one_boolean_expression_are_refused(jobs: Deployment) -> None:
+    make_docs(jobs.owner, "dbo.guarded", ["keep me"])
+    for where in ("N'1=1) DELETE FROM dbo.guarded WHERE (1=1'", "N'id > 0; DROP TABLE dbo.guarded'",
+                  "N'id IN (SELECT id FROM dbo.guarded)'"):
+        rc, job, error = submit(jobs.owner, "dbo.guarded", where=where)
+        assert rc == 400 and job is None and "where" in json.loads(error)["message"]
+    assert scalar(jobs.owner, "SELECT COUNT(*) FROM dbo.guarded") == 1
+    rc, job, error = submit(jobs.owner, "dbo.guarded", where="N'id = 1'")
+    assert rc == 0, error
+    assert wait(jobs.owner, job).rows_done == 1
+
+
+def test_cancel_a_running_job(jobs: Deployment) -> None:
+    make_docs(jobs.owner, "dbo.big", [f"{p} ({i})" for i, p in enumerate(paragraphs() * 3)])
+    rc, job, _ = submit(jobs.owner, "dbo.big")
+    assert rc == 0
+    time.sleep(5)
+    assert scalar(jobs.owner, "DECLARE @rc int; EXEC @rc = sqlembed.cancel_job @job_id = ?; SELECT @rc", job) == 0
+    assert wait(jobs.owner, job).state == "cancelled"
+
+
+def test_dimensions_below_the_models_on_the_spark_path(deployment: Callable[..., Deployment],
+                                                       job_service: tuple[ServerThread, str]) -> None:
+    srv, name = job_service
+    # A deployment with SQLEMBED_DIMENSIONS=128 and a VECTOR(128) column; the bulk path takes the
+    # column's size (and would refuse a different one), embed_rows the deployment's.
+    d = deployment("dims", name=name + "_dims", srv=srv, SQLEMBED_DIMENSIONS="128")
+    texts = paragraphs(40)
+    make_docs(d.owner, "dbo.small", list(texts), dims=128)
+    from sqlembed.db.targets import TableSpec
+    from sqlembed.spark.job import BulkJob, run
+    from tests.support.engines import engine_settings
+
+    spark = srv.spark_factory()
+    result = run(spark, BulkJob(TableSpec(d.url(), "dbo.small", "id", "body", "embedding"),
+                                engine_settings(srv.settings.model_dir, threads=1), batch_rows=16))
+    assert (result.rows_embedded, result.dimensions) == (40, 128)
+    got = stored(d.owner, "dbo.small")
+    ref = service_vectors(srv, texts, dimensions=128)
+    assert min(float(got[i + 1] @ ref[i]) for i in range(40)) >= 0.9999
+    assert np.allclose([np.linalg.norm(v) for v in got.values()], 1.0, atol=1e-4)
+    assert embed_rows(d.owner, "dbo.small").rows_embedded == 0, "embed_rows (SQLEMBED_DIMENSIONS=128) agrees"
