@@ -341,12 +341,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _log_level() -> str:
+    try:
+        return Settings(**{}).log_level.upper()  # the environment decides (mypy sees no defaults here)
+    except ValueError:  # a settings error is reported, one line, by the command itself
+        return "INFO"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=os.environ.get("SQLEMBED_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from disk, never from a hub at run time
+    logging.basicConfig(level=_log_level(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if argv[:1] == ["bench"]:
         return cmd_bench(argparse.Namespace(), argv[1:])
     args = build_parser().parse_args(argv)

@@ -10,11 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from sqlembed.spark.session import discovery_script
 import yaml
 
 from sqlembed.settings import Settings
+from sqlembed.spark.session import discovery_script
 
 ROOT = Path(__file__).parents[2]
 C = ROOT / "containers"

@@ -44,7 +44,7 @@ def _embedder(model_dir: Path, precision: str) -> Embedder:
 
 def test_corpus_covers_the_hard_cases(texts: list[str], model_dir: Path) -> None:
     tok = _embedder(model_dir, "fp32").tokenizer
-    lengths = [len(t) for t in tok.encode(texts)]
+    lengths = [len(t) for t in tok.encode(texts).ids]
     assert sum(n == 256 for n in lengths) >= 20, "needs texts truncated at 256 tokens"
     assert any("\u4e00" <= ch <= "\u9fff" for t in texts for ch in t), "needs CJK"
     assert any(ord(ch) > 0x1F000 for t in texts for ch in t), "needs emoji"
@@ -80,9 +80,9 @@ def test_batch_invariance(texts: list[str], model_dir: Path, precision: str) -> 
     emb = _embedder(model_dir, precision)
     rng = np.random.default_rng(7)
     batch = [texts[i] for i in rng.choice(len(texts), size=64, replace=False)]
-    lengths = [len(t) for t in emb.tokenizer.encode(batch)]
+    lengths = [len(t) for t in emb.tokenizer.encode(batch).ids]
     assert max(lengths) - min(lengths) > 100, "the batch must mix lengths so padding is exercised"
     # One forward pass over all 64 (maximal padding) versus each text alone.
-    together = emb.embed_tokens(emb.tokenizer.encode(batch))
+    together = emb.embed_tokens(emb.tokenizer.encode(batch).ids)
     alone = np.vstack([emb.embed([t]) for t in batch])
     assert cosine(together, alone).min() >= 0.99999

@@ -42,7 +42,7 @@ def test_batch_invariance(model_dir: Path, reference: tuple[list[str], np.ndarra
     texts, _ = reference
     emb = _emb(model_dir, backend)
     batch = texts[:64]
-    together = emb.embed_tokens(emb.tokenizer.encode(batch))
+    together = emb.embed_tokens(emb.tokenizer.encode(batch).ids)
     alone = np.vstack([emb.embed([t]) for t in batch])
     assert (together * alone).sum(axis=1).min() >= 0.999
 
@@ -52,7 +52,7 @@ def test_oom_splits_and_retries(model_dir: Path, caplog: pytest.LogCaptureFixtur
 
     emb = _emb(model_dir, "torch")
     texts = ["a long sentence about vector search in SQL Server " * 20] * 4096
-    encoded = emb.tokenizer.encode(texts)
+    encoded = emb.tokenizer.encode(texts).ids
     free, total = torch.cuda.mem_get_info()
     # Leave too little memory for one 4,096 x 256 batch, enough for a slice of it.
     torch.cuda.set_per_process_memory_fraction(min(1.0, (total - free + 600 * 2**20) / total))

@@ -34,15 +34,26 @@ pytestmark = [pytest.mark.mssql, pytest.mark.spark, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def job_service(base_settings: Settings, tls_dir: Path, mssql_dsn: str, spark_local: Any,
-                captured_requests: list[dict[str, Any]], faults: Faults,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerThread, str]]:
+def job_service(
+    base_settings: Settings,
+    tls_dir: Path,
+    mssql_dsn: str,
+    spark_local: Any,
+    captured_requests: list[dict[str, Any]],
+    faults: Faults,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ServerThread, str]]:
     name = database_name("jobs")
     # Job records in the database's own sqlembed.jobs (SQLEMBED_JOB_STORE=db:app): the store a
     # master on Azure Container Apps uses. The database is created after the service starts; the
     # store is reached at the first submission.
-    settings = with_settings(base_settings, api_keys=API_KEY, databases=json.dumps({"app": database_url(mssql_dsn, name)}),
-                             job_store="db:app", state_dir=tmp_path_factory.mktemp("jobs-state"))
+    settings = with_settings(
+        base_settings,
+        api_keys=API_KEY,
+        databases=json.dumps({"app": database_url(mssql_dsn, name)}),
+        job_store="db:app",
+        state_dir=tmp_path_factory.mktemp("jobs-state"),
+    )
     srv = make_service(settings, tls_dir, captured_requests, faults, spark_factory=lambda: spark_local)
     yield srv, name
     srv.stop()
@@ -56,10 +67,12 @@ def jobs(deployment: Callable[..., Deployment], job_service: tuple[ServerThread,
 
 def submit(conn: Any, table: str, **extra: str) -> tuple[int, str | None, str | None]:
     args = "".join(f", @{k} = {v}" for k, v in extra.items())
-    row = conn.execute("DECLARE @rc int, @job nvarchar(64), @e nvarchar(max); "
-                       f"EXEC @rc = sqlembed.submit_job @database = N'app', @table = N'{table}', @key_column = N'id', "
-                       f"@text_column = N'body', @vector_column = N'embedding'{args}, @job_id = @job OUTPUT, "
-                       "@error = @e OUTPUT; SELECT @rc AS rc, @job AS job, @e AS error").fetchone()
+    row = conn.execute(
+        "DECLARE @rc int, @job nvarchar(64), @e nvarchar(max); "
+        f"EXEC @rc = sqlembed.submit_job @database = N'app', @table = N'{table}', @key_column = N'id', "
+        f"@text_column = N'body', @vector_column = N'embedding'{args}, @job_id = @job OUTPUT, "
+        "@error = @e OUTPUT; SELECT @rc AS rc, @job AS job, @e AS error"
+    ).fetchone()
     return int(row.rc), row.job, row.error
 
 
@@ -78,8 +91,10 @@ def test_submit_poll_and_share_state_with_embed_rows(jobs: Deployment, job_servi
     texts = paragraphs(300)
     make_docs(jobs.owner, "dbo.bulk", list(texts))
     name, password = "jobuser", "J0b!user-" + str(time.time_ns())[-8:]
-    jobs.owner.execute(f"CREATE USER [{name}] WITH PASSWORD = '{password}'; ALTER ROLE sqlembed_user ADD MEMBER [{name}]; "
-                       f"GRANT SELECT, UPDATE ON dbo.bulk TO [{name}]")
+    jobs.owner.execute(
+        f"CREATE USER [{name}] WITH PASSWORD = '{password}'; ALTER ROLE sqlembed_user ADD MEMBER [{name}]; "
+        f"GRANT SELECT, UPDATE ON dbo.bulk TO [{name}]"
+    )
     user = AppUser(name, password, jobs)
     with user.connect() as conn:
         rc, job, error = submit(conn, "dbo.bulk")
@@ -100,8 +115,11 @@ def test_submit_poll_and_share_state_with_embed_rows(jobs: Deployment, job_servi
 
 def test_filters_that_are_not_one_boolean_expression_are_refused(jobs: Deployment) -> None:
     make_docs(jobs.owner, "dbo.guarded", ["keep me"])
-    for where in ("N'1=1) DELETE FROM dbo.guarded WHERE (1=1'", "N'id > 0; DROP TABLE dbo.guarded'",
-                  "N'id IN (SELECT id FROM dbo.guarded)'"):
+    for where in (
+        "N'1=1) DELETE FROM dbo.guarded WHERE (1=1'",
+        "N'id > 0; DROP TABLE dbo.guarded'",
+        "N'id IN (SELECT id FROM dbo.guarded)'",
+    ):
         rc, job, error = submit(jobs.owner, "dbo.guarded", where=where)
         assert rc == 400 and job is None and "where" in json.loads(error)["message"]
     assert scalar(jobs.owner, "SELECT COUNT(*) FROM dbo.guarded") == 1
@@ -119,8 +137,9 @@ def test_cancel_a_running_job(jobs: Deployment) -> None:
     assert wait(jobs.owner, job).state == "cancelled"
 
 
-def test_dimensions_below_the_models_on_the_spark_path(deployment: Callable[..., Deployment],
-                                                       job_service: tuple[ServerThread, str]) -> None:
+def test_dimensions_below_the_models_on_the_spark_path(
+    deployment: Callable[..., Deployment], job_service: tuple[ServerThread, str]
+) -> None:
     srv, name = job_service
     # A deployment with SQLEMBED_DIMENSIONS=128 and a VECTOR(128) column; the bulk path takes the
     # column's size (and would refuse a different one), embed_rows the deployment's.
@@ -132,8 +151,14 @@ def test_dimensions_below_the_models_on_the_spark_path(deployment: Callable[...,
     from tests.support.engines import engine_settings
 
     spark = srv.spark_factory()
-    result = run(spark, BulkJob(TableSpec(d.url(), "dbo.small", "id", "body", "embedding"),
-                                engine_settings(srv.settings.model_dir, threads=1), batch_rows=16))
+    result = run(
+        spark,
+        BulkJob(
+            TableSpec(d.url(), "dbo.small", "id", "body", "embedding"),
+            engine_settings(srv.settings.model_dir, threads=1),
+            batch_rows=16,
+        ),
+    )
     assert (result.rows_embedded, result.dimensions) == (40, 128)
     got = stored(d.owner, "dbo.small")
     ref = service_vectors(srv, texts, dimensions=128)

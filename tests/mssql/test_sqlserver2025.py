@@ -30,7 +30,7 @@ def service_vectors(service: ServerThread, texts: list[str], dimensions: int | N
     out = []
     with httpx.Client(verify=False) as c:
         for i in range(0, len(texts), 256):
-            body: dict[str, Any] = {"input": texts[i: i + 256], "input_type": "passage"}
+            body: dict[str, Any] = {"input": texts[i : i + 256], "input_type": "passage"}
             if dimensions:
                 body["dimensions"] = dimensions
             r = c.post(service.url + "/api/embed", json=body, headers={"api-key": API_KEY})
@@ -39,16 +39,18 @@ def service_vectors(service: ServerThread, texts: list[str], dimensions: int | N
 
 
 def stored(conn: Any, table: str, where: str = "1 = 1") -> dict[Any, np.ndarray]:
-    rows = conn.execute(f"SELECT id, CAST(embedding AS nvarchar(max)) FROM {table} "
-                        f"WHERE embedding IS NOT NULL AND {where}").fetchall()
+    rows = conn.execute(
+        f"SELECT id, CAST(embedding AS nvarchar(max)) FROM {table} WHERE embedding IS NOT NULL AND {where}"
+    ).fetchall()
     return {r[0]: np.asarray(json.loads(r[1]), dtype=np.float32) for r in rows}
 
 
 def embed_rows(conn: Any, table: str, **kw: Any) -> Any:
     args = ", ".join(f"@{k} = {v}" for k, v in kw.items())
-    return conn.execute(f"DECLARE @rc int; EXEC @rc = sqlembed.embed_rows @table = N'{table}', @key_column = N'id', "
-                        f"@text_column = N'body', @vector_column = N'embedding'{', ' + args if args else ''}; "
-                        ).fetchone()
+    return conn.execute(
+        f"DECLARE @rc int; EXEC @rc = sqlembed.embed_rows @table = N'{table}', @key_column = N'id', "
+        f"@text_column = N'body', @vector_column = N'embedding'{', ' + args if args else ''}; "
+    ).fetchone()
 
 
 def tran_state(conn: Any) -> tuple[int, int]:
@@ -57,11 +59,13 @@ def tran_state(conn: Any) -> tuple[int, int]:
 
 
 def applock_free(conn: Any, table: str) -> bool:
-    return scalar(conn, "SELECT APPLOCK_TEST(N'public', ?, N'Exclusive', N'Session')",
-                  f"sqlembed.embed_rows {table}") == 1
+    return (
+        scalar(conn, "SELECT APPLOCK_TEST(N'public', ?, N'Exclusive', N'Session')", f"sqlembed.embed_rows {table}") == 1
+    )
 
 
 # --- deploy ------------------------------------------------------------------------------------
+
 
 def test_deploy_is_idempotent(database: Deployment) -> None:
     from sqlembed import __version__
@@ -74,8 +78,14 @@ def test_deploy_is_idempotent(database: Deployment) -> None:
     assert {m["name"] for m in st["migrations"]} == {f.name for f in load() if f.kind == "migration"}
     assert "SQLEMBED_API_KEY" not in json.dumps(st)
     # Migration 030: the state table is keyed by a 32-byte hash, no key-size warning possible.
-    assert scalar(database.owner, "SELECT max_length FROM sys.columns WHERE object_id = "
-                                  "OBJECT_ID(N'sqlembed.embedding_state') AND name = N'key_hash'") == 32
+    assert (
+        scalar(
+            database.owner,
+            "SELECT max_length FROM sys.columns WHERE object_id = "
+            "OBJECT_ID(N'sqlembed.embedding_state') AND name = N'key_hash'",
+        )
+        == 32
+    )
     assert scalar(database.owner, "SELECT use_credential FROM sqlembed.config()") == 1
 
 
@@ -86,8 +96,9 @@ def test_self_test_passes_for_an_app_user(app_user: AppUser) -> None:
     assert not failed, failed
 
 
-def test_keyless_deployment_self_tests_clean(deployment: Callable[..., Deployment],
-                                             keyless_service: ServerThread) -> None:
+def test_keyless_deployment_self_tests_clean(
+    deployment: Callable[..., Deployment], keyless_service: ServerThread
+) -> None:
     d = deployment("keyless", srv=keyless_service, api_key=None)
     assert scalar(d.owner, "SELECT use_credential FROM sqlembed.config()") == 0
     rows = d.owner.execute("EXEC sqlembed.self_test").fetchall()
@@ -97,19 +108,25 @@ def test_keyless_deployment_self_tests_clean(deployment: Callable[..., Deploymen
 
 # --- the caller the procedures are written for ---------------------------------------------------
 
+
 def test_app_user_runs_every_procedure(database: Deployment, app_user: AppUser, service: ServerThread) -> None:
     texts = paragraphs(150)
     make_docs(database.owner, "dbo.user_docs", list(texts))
     app_user.grant("dbo.user_docs", "SELECT", "UPDATE")
     with app_user.connect() as conn:
-        v = conn.execute("DECLARE @v VECTOR(384), @e nvarchar(max), @rc int; "
-                         "EXEC @rc = sqlembed.embed_text @text = N'hello', @embedding = @v OUTPUT, @error = @e OUTPUT; "
-                         "SELECT @rc AS rc, CAST(@v AS nvarchar(max)) AS v, @e AS e").fetchone()
+        v = conn.execute(
+            "DECLARE @v VECTOR(384), @e nvarchar(max), @rc int; "
+            "EXEC @rc = sqlembed.embed_text @text = N'hello', @embedding = @v OUTPUT, @error = @e OUTPUT; "
+            "SELECT @rc AS rc, CAST(@v AS nvarchar(max)) AS v, @e AS e"
+        ).fetchone()
         assert v.rc == 0 and v.e is None and len(json.loads(v.v)) == 384, v.e
         row = embed_rows(conn, "dbo.user_docs")
         assert (row.rows_embedded, row.rows_failed) == (150, 0), row.error
-        hits = conn.execute("EXEC sqlembed.search @query = ?, @table = N'dbo.user_docs', @key_column = N'id', "
-                            "@vector_column = N'embedding', @top = 3", texts[9]).fetchall()
+        hits = conn.execute(
+            "EXEC sqlembed.search @query = ?, @table = N'dbo.user_docs', @key_column = N'id', "
+            "@vector_column = N'embedding', @top = 3",
+            texts[9],
+        ).fetchall()
         assert hits[0].id == 10
         ai = scalar(conn, "SELECT CAST(AI_GENERATE_EMBEDDINGS(N'x' USE MODEL sqlembed) AS nvarchar(max))")
         assert len(json.loads(ai)) == 384
@@ -125,9 +142,12 @@ def test_app_user_without_table_rights_gets_a_clear_error(database: Deployment, 
     with app_user.connect() as conn:
         row = embed_rows(conn, "dbo.not_granted")
         assert row.error and json.loads(row.error)["code"] == 404  # not even visible to this user
-        rc = scalar(conn, "DECLARE @rc int, @j nvarchar(64), @e nvarchar(max); EXEC @rc = sqlembed.submit_job "
-                          "@database = N'app', @table = N'dbo.not_granted', @key_column = N'id', @text_column = N'body', "
-                          "@vector_column = N'embedding', @job_id = @j OUTPUT, @error = @e OUTPUT; SELECT @rc")
+        rc = scalar(
+            conn,
+            "DECLARE @rc int, @j nvarchar(64), @e nvarchar(max); EXEC @rc = sqlembed.submit_job "
+            "@database = N'app', @table = N'dbo.not_granted', @key_column = N'id', @text_column = N'body', "
+            "@vector_column = N'embedding', @job_id = @j OUTPUT, @error = @e OUTPUT; SELECT @rc",
+        )
         assert rc in (403, 404)
         assert tran_state(conn) == (0, 0)
 
@@ -140,16 +160,21 @@ def test_inside_a_callers_transaction(database: Deployment, app_user: AppUser) -
     with app_user.connect() as conn:
         conn.execute("BEGIN TRANSACTION; INSERT dbo.tx_audit VALUES (N'before');")
         # embed_text works inside and leaves the caller's transaction as it was.
-        rc = scalar(conn, "DECLARE @v VECTOR(384), @rc int; EXEC @rc = sqlembed.embed_text @text = N'in a transaction', "
-                          "@embedding = @v OUTPUT; SELECT @rc")
+        rc = scalar(
+            conn,
+            "DECLARE @v VECTOR(384), @rc int; EXEC @rc = sqlembed.embed_text @text = N'in a transaction', "
+            "@embedding = @v OUTPUT; SELECT @rc",
+        )
         assert rc == 0 and tran_state(conn) == (1, 1)
         # embed_rows refuses (it commits per batch) and touches nothing: no Msg 266, no rollback.
         row = embed_rows(conn, "dbo.tx_docs")
         assert row.error and json.loads(row.error)["code"] == 409 and row.requests == 0
         assert tran_state(conn) == (1, 1)
         conn.execute("INSERT dbo.tx_audit VALUES (N'after'); COMMIT TRANSACTION;")
-    assert [r[0] for r in database.owner.execute("SELECT note FROM dbo.tx_audit ORDER BY note").fetchall()] == \
-        ["after", "before"], "the caller's own work survived"
+    assert [r[0] for r in database.owner.execute("SELECT note FROM dbo.tx_audit ORDER BY note").fetchall()] == [
+        "after",
+        "before",
+    ], "the caller's own work survived"
     assert scalar(database.owner, "SELECT COUNT(*) FROM dbo.tx_docs WHERE embedding IS NOT NULL") == 0
 
 
@@ -169,9 +194,11 @@ def test_autocommit_off_like_pyodbc_and_sqlalchemy_defaults(database: Deployment
 
 # --- failures mid-run -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("failure", ["500", "429", "down"])
 def test_service_failing_mid_run_leaves_no_open_transaction_and_no_partial_batch(
-        database: Deployment, app_user: AppUser, faults: Faults, failure: str) -> None:
+    database: Deployment, app_user: AppUser, faults: Faults, failure: str
+) -> None:
     table = f"dbo.fail_{failure}"
     make_docs(database.owner, table, [f"row {i} " + "text " * 20 for i in range(400)])
     app_user.grant(table, "SELECT", "UPDATE")
@@ -186,8 +213,11 @@ def test_service_failing_mid_run_leaves_no_open_transaction_and_no_partial_batch
     finally:
         faults.clear()
     written = scalar(database.owner, f"SELECT COUNT(*) FROM {table} WHERE embedding IS NOT NULL")
-    state = scalar(database.owner, "SELECT COUNT(*) FROM sqlembed.embedding_state WHERE source_table = ?",
-                   f"[dbo].[fail_{failure}]")
+    state = scalar(
+        database.owner,
+        "SELECT COUNT(*) FROM sqlembed.embedding_state WHERE source_table = ?",
+        f"[dbo].[fail_{failure}]",
+    )
     assert written == state, "vectors and state rows commit together, per batch"
     assert written < 400
     # Once the service is back, the next run finishes the table.
@@ -200,8 +230,10 @@ def test_two_sessions_at_once(database: Deployment, app_user: AppUser) -> None:
     app_user.grant("dbo.busy", "SELECT", "UPDATE")
     holder = database.connect()
     try:
-        holder.execute("EXEC sys.sp_getapplock @Resource = N'sqlembed.embed_rows [dbo].[busy]', "
-                       "@LockMode = N'Exclusive', @LockOwner = N'Session', @LockTimeout = 0")
+        holder.execute(
+            "EXEC sys.sp_getapplock @Resource = N'sqlembed.embed_rows [dbo].[busy]', "
+            "@LockMode = N'Exclusive', @LockOwner = N'Session', @LockTimeout = 0"
+        )
         with app_user.connect() as conn:
             row = embed_rows(conn, "dbo.busy")
             assert json.loads(row.error)["code"] == 409 and row.requests == 0
@@ -214,12 +246,17 @@ def test_two_sessions_at_once(database: Deployment, app_user: AppUser) -> None:
 
 def test_statement_errors_stop_the_run_with_an_error(database: Deployment) -> None:
     make_docs(database.owner, "dbo.trig", ["one", "two"])
-    database.owner.execute("CREATE OR ALTER TRIGGER dbo.trig_refuse ON dbo.trig AFTER UPDATE AS "
-                           "THROW 50123, N'updates refused by a trigger', 1;")
+    database.owner.execute(
+        "CREATE OR ALTER TRIGGER dbo.trig_refuse ON dbo.trig AFTER UPDATE AS "
+        "THROW 50123, N'updates refused by a trigger', 1;"
+    )
     row = embed_rows(database.owner, "dbo.trig")
     assert row.rows_embedded == 0 and json.loads(row.error)["code"] == 50123
     assert tran_state(database.owner) == (0, 0)
-    assert scalar(database.owner, "SELECT COUNT(*) FROM sqlembed.embedding_state WHERE source_table = N'[dbo].[trig]'") == 0
+    assert (
+        scalar(database.owner, "SELECT COUNT(*) FROM sqlembed.embedding_state WHERE source_table = N'[dbo].[trig]'")
+        == 0
+    )
 
 
 def test_requests_are_sized_by_their_utf8_json(database: Deployment) -> None:
@@ -233,6 +270,7 @@ def test_requests_are_sized_by_their_utf8_json(database: Deployment) -> None:
 
 
 # --- keys -----------------------------------------------------------------------------------------
+
 
 def test_uniqueidentifier_keys(database: Deployment, service: ServerThread) -> None:
     import uuid
@@ -249,8 +287,13 @@ def test_uniqueidentifier_keys(database: Deployment, service: ServerThread) -> N
 
 
 def test_bin2_varchar_keys_that_differ_only_in_case(database: Deployment, service: ServerThread) -> None:
-    make_docs(database.owner, "dbo.bin2_docs", ["upper case key", "lower case key"],
-              key="id varchar(40) COLLATE Latin1_General_BIN2 NOT NULL PRIMARY KEY", keys=["Key-A", "key-a"])
+    make_docs(
+        database.owner,
+        "dbo.bin2_docs",
+        ["upper case key", "lower case key"],
+        key="id varchar(40) COLLATE Latin1_General_BIN2 NOT NULL PRIMARY KEY",
+        keys=["Key-A", "key-a"],
+    )
     row = embed_rows(database.owner, "dbo.bin2_docs")
     assert (row.rows_embedded, row.rows_failed) == (2, 0), row.error  # no Msg 468, no collision
     got = stored(database.owner, "dbo.bin2_docs")
@@ -260,25 +303,31 @@ def test_bin2_varchar_keys_that_differ_only_in_case(database: Deployment, servic
 
 
 def test_duplicate_keys_are_reported_not_silent(database: Deployment) -> None:
-    database.owner.execute("DROP TABLE IF EXISTS dbo.dup_docs; CREATE TABLE dbo.dup_docs (id nvarchar(20) NOT NULL, "
-                           "body nvarchar(max), embedding VECTOR(384) NULL); "
-                           "INSERT dbo.dup_docs VALUES (N'a', N'one', NULL), (N'a', N'two', NULL), (N'b', N'three', NULL)")
+    database.owner.execute(
+        "DROP TABLE IF EXISTS dbo.dup_docs; CREATE TABLE dbo.dup_docs (id nvarchar(20) NOT NULL, "
+        "body nvarchar(max), embedding VECTOR(384) NULL); "
+        "INSERT dbo.dup_docs VALUES (N'a', N'one', NULL), (N'a', N'two', NULL), (N'b', N'three', NULL)"
+    )
     row = embed_rows(database.owner, "dbo.dup_docs")
     assert (row.rows_embedded, row.rows_failed) == (1, 2)
-    logged = database.owner.execute("SELECT TOP 1 message, detail FROM sqlembed.error_log WHERE code = 409 "
-                                    "AND message LIKE N'%dup_docs%' ORDER BY error_id DESC").fetchone()
+    logged = database.owner.execute(
+        "SELECT TOP 1 message, detail FROM sqlembed.error_log WHERE code = 409 "
+        "AND message LIKE N'%dup_docs%' ORDER BY error_id DESC"
+    ).fetchone()
     assert logged and "not unique" in logged.message and '"a"' in logged.detail
 
 
 def test_long_character_keys(database: Deployment) -> None:
     keys = ["k" * 440 + str(i) for i in range(3)]  # past the old 450-character state key
-    make_docs(database.owner, "dbo.long_keys", ["one", "two", "three"],
-              key="id nvarchar(450) NOT NULL PRIMARY KEY", keys=keys)
+    make_docs(
+        database.owner, "dbo.long_keys", ["one", "two", "three"], key="id nvarchar(450) NOT NULL PRIMARY KEY", keys=keys
+    )
     assert embed_rows(database.owner, "dbo.long_keys").rows_embedded == 3
     assert embed_rows(database.owner, "dbo.long_keys").rows_embedded == 0
 
 
 # --- vector index -------------------------------------------------------------------------------
+
 
 def test_vector_index_search_and_read_only_table(database: Deployment, app_user: AppUser) -> None:
     texts = paragraphs(150)
@@ -286,11 +335,17 @@ def test_vector_index_search_and_read_only_table(database: Deployment, app_user:
     assert embed_rows(database.owner, "dbo.indexed").rows_embedded == 150
     app_user.grant("dbo.indexed", "SELECT", "UPDATE", "ALTER")
     with app_user.connect() as conn:
-        rc = scalar(conn, "DECLARE @rc int, @e nvarchar(max); EXEC @rc = sqlembed.create_vector_index "
-                          "@table = N'dbo.indexed', @vector_column = N'embedding', @error = @e OUTPUT; SELECT @rc")
+        rc = scalar(
+            conn,
+            "DECLARE @rc int, @e nvarchar(max); EXEC @rc = sqlembed.create_vector_index "
+            "@table = N'dbo.indexed', @vector_column = N'embedding', @error = @e OUTPUT; SELECT @rc",
+        )
         assert rc == 0
-        hits = conn.execute("EXEC sqlembed.search @query = ?, @table = N'dbo.indexed', @key_column = N'id', "
-                            "@vector_column = N'embedding', @top = 5", texts[20]).fetchall()
+        hits = conn.execute(
+            "EXEC sqlembed.search @query = ?, @table = N'dbo.indexed', @key_column = N'id', "
+            "@vector_column = N'embedding', @top = 5",
+            texts[20],
+        ).fetchall()
         assert 21 in [h.id for h in hits]
     # The table is read-only while the index exists (SQL Server 2025): refused up front, no calls.
     row = embed_rows(database.owner, "dbo.indexed")
@@ -299,25 +354,43 @@ def test_vector_index_search_and_read_only_table(database: Deployment, app_user:
 
 
 def test_vector_index_preconditions(database: Deployment) -> None:
-    database.owner.execute("DROP TABLE IF EXISTS dbo.composite; CREATE TABLE dbo.composite (id int NOT NULL, "
-                           "part varchar(10) NOT NULL, body nvarchar(100), embedding VECTOR(384) NULL, "
-                           "CONSTRAINT PK_composite PRIMARY KEY CLUSTERED (id, part))")
-    err = scalar(database.owner, "DECLARE @rc int, @e nvarchar(max); EXEC @rc = sqlembed.create_vector_index "
-                                 "@table = N'dbo.composite', @vector_column = N'embedding', @error = @e OUTPUT; SELECT @e")
+    database.owner.execute(
+        "DROP TABLE IF EXISTS dbo.composite; CREATE TABLE dbo.composite (id int NOT NULL, "
+        "part varchar(10) NOT NULL, body nvarchar(100), embedding VECTOR(384) NULL, "
+        "CONSTRAINT PK_composite PRIMARY KEY CLUSTERED (id, part))"
+    )
+    err = scalar(
+        database.owner,
+        "DECLARE @rc int, @e nvarchar(max); EXEC @rc = sqlembed.create_vector_index "
+        "@table = N'dbo.composite', @vector_column = N'embedding', @error = @e OUTPUT; SELECT @e",
+    )
     assert "exactly one INT column" in json.loads(err)["message"]
     make_docs(database.owner, "dbo.few", ["only", "two"])
-    database.owner.execute("UPDATE dbo.few SET embedding = CAST(JSON_ARRAY(" + ",".join(["0.1"] * 384) + ") AS VECTOR(384))")
-    err = scalar(database.owner, "DECLARE @rc int, @e nvarchar(max); EXEC @rc = sqlembed.create_vector_index "
-                                 "@table = N'dbo.few', @vector_column = N'embedding', @error = @e OUTPUT; SELECT @e")
+    database.owner.execute(
+        "UPDATE dbo.few SET embedding = CAST(JSON_ARRAY(" + ",".join(["0.1"] * 384) + ") AS VECTOR(384))"
+    )
+    err = scalar(
+        database.owner,
+        "DECLARE @rc int, @e nvarchar(max); EXEC @rc = sqlembed.create_vector_index "
+        "@table = N'dbo.few', @vector_column = N'embedding', @error = @e OUTPUT; SELECT @e",
+    )
     assert "at least 100" in json.loads(err)["message"]
 
 
 # --- formats, dimensions, float16 ------------------------------------------------------------------
 
-@pytest.mark.parametrize(("api_format", "path"), [("OpenAI", "/v1/embeddings"),
-                                                  ("Azure OpenAI", "/openai/deployments/all-minilm/embeddings")])
-def test_openai_and_azure_formats(deployment: Callable[..., Deployment], service: ServerThread,
-                                  captured_requests: list[dict[str, Any]], api_format: str, path: str) -> None:
+
+@pytest.mark.parametrize(
+    ("api_format", "path"),
+    [("OpenAI", "/v1/embeddings"), ("Azure OpenAI", "/openai/deployments/all-minilm/embeddings")],
+)
+def test_openai_and_azure_formats(
+    deployment: Callable[..., Deployment],
+    service: ServerThread,
+    captured_requests: list[dict[str, Any]],
+    api_format: str,
+    path: str,
+) -> None:
     d = deployment(api_format.replace(" ", "").lower(), SQLEMBED_API_FORMAT=api_format)
     raw = scalar(d.owner, "SELECT CAST(AI_GENERATE_EMBEDDINGS(N'format check' USE MODEL sqlembed) AS nvarchar(max))")
     ref = service_vectors(service, ["format check"])[0]
@@ -346,12 +419,16 @@ def test_float16_columns(deployment: Callable[..., Deployment], service: ServerT
     got = stored(d.owner, "dbo.half_docs")
     ref = service_vectors(service, texts)
     assert min(float(got[i + 1] @ ref[i]) for i in range(20)) >= 0.999  # half precision
-    hits = d.owner.execute("EXEC sqlembed.search @query = ?, @table = N'dbo.half_docs', @key_column = N'id', "
-                           "@vector_column = N'embedding', @top = 1", texts[4]).fetchall()
+    hits = d.owner.execute(
+        "EXEC sqlembed.search @query = ?, @table = N'dbo.half_docs', @key_column = N'id', "
+        "@vector_column = N'embedding', @top = 1",
+        texts[4],
+    ).fetchall()
     assert hits[0].id == 5
 
 
 # --- what SQL Server sends --------------------------------------------------------------------------
+
 
 def test_embed_rows_2000_then_incremental(database: Deployment, service: ServerThread) -> None:
     texts = paragraphs(2000)

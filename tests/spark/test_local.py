@@ -28,7 +28,7 @@ def engine(model_dir: Path) -> Embedder:
 
 
 def _cfg(url: str, model_dir: Path, **kw: Any) -> BulkJob:
-    job = {k: kw.pop(k) for k in ("dimensions", "page_rows") if k in kw}
+    job = {k: kw.pop(k) for k in ("dimensions", "page_rows", "vector_type") if k in kw}
     return BulkJob(TableSpec(url, kw.pop("table", "docs"), "id", "body", "embedding", **kw),
                    engine_settings(model_dir, threads=1), batch_rows=256, **job)
 
@@ -167,3 +167,21 @@ def test_a_rerun_over_an_unchanged_table_reads_no_text(spark_local: Any, model_d
     assert run(spark_local, _cfg(url, model_dir)).rows_embedded == 500
     again = run(spark_local, _cfg(url, model_dir, page_rows=64))
     assert (again.rows_read, again.rows_embedded) == (0, 0), "pending rows are decided in the database"
+
+
+def test_float16_vectors_are_half_precision_and_never_mix(spark_local: Any, model_dir: Path, engine: Embedder,
+                                                          tmp_path: Path) -> None:
+    texts = sentences(30)
+    db = tmp_path / "half.db"
+    url = make_table(db, list(texts))
+    assert run(spark_local, _cfg(url, model_dir, vector_type="float16")).rows_embedded == 30
+    got = _vectors(db)
+    ref = engine.embed(texts)
+    half = ref.astype(np.float16).astype(np.float32)
+    stored = np.stack([got[i + 1] for i in range(30)])
+    np.testing.assert_array_equal(stored, half)  # stored as half precision
+    assert np.abs(stored - ref).max() <= 2.0 ** -11, "within half-precision rounding of float32"
+    # The vector type is part of what a stored vector was computed with: float32 re-embeds all.
+    assert run(spark_local, _cfg(url, model_dir, vector_type="float16")).rows_embedded == 0
+    assert run(spark_local, _cfg(url, model_dir)).rows_embedded == 30
+    np.testing.assert_allclose(np.stack([_vectors(db)[i + 1] for i in range(30)]), ref, atol=1e-6)

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from sqlembed.db.sqlfiles import SqlFile, load, mask, sql_root, substitute, variables_used
+from sqlembed.db.sqlfiles import SqlFile, load, mask, sql_root, variables_used
 from sqlembed.db.variables import DERIVED, SECRET_VARS, VARIABLES, resolve
 
 FILES = load()
 VALUES = resolve({"SQLEMBED_URL": "https://embed.example.internal:8888", "SQLEMBED_API_KEY": "k"})
 ROOT = sql_root()
+
 
 def _ids(files: list[SqlFile]) -> list[str]:
     return [f"{f.kind}/{f.name}" for f in files]
@@ -42,26 +43,33 @@ def test_batches_end_with_go_and_set_options(f: SqlFile) -> None:
         assert "SET QUOTED_IDENTIFIER ON" in head and "SET ANSI_NULLS ON" in head
 
 
-_CREATE = re.compile(r"\bCREATE\s+(?!OR\s+ALTER\b)(TABLE(?!\s+#)|PROCEDURE|PROC|FUNCTION|VIEW|ROLE|SCHEMA|TRIGGER|TYPE|"
-                     r"EXTERNAL\s+MODEL|DATABASE\s+SCOPED\s+CREDENTIAL|INDEX|VECTOR\s+INDEX)\b", re.IGNORECASE)
-_GUARD = re.compile(r"\bIF\s+(NOT\s+EXISTS|EXISTS|OBJECT_ID|SCHEMA_ID|DATABASE_PRINCIPAL_ID)\b[^;]*$",
-                    re.IGNORECASE | re.DOTALL)
+_CREATE = re.compile(
+    r"\bCREATE\s+(?!OR\s+ALTER\b)(TABLE(?!\s+#)|PROCEDURE|PROC|FUNCTION|VIEW|ROLE|SCHEMA|TRIGGER|TYPE|"
+    r"EXTERNAL\s+MODEL|DATABASE\s+SCOPED\s+CREDENTIAL|INDEX|VECTOR\s+INDEX)\b",
+    re.IGNORECASE,
+)
+_GUARD = re.compile(
+    r"\bIF\s+(NOT\s+EXISTS|EXISTS|OBJECT_ID|SCHEMA_ID|DATABASE_PRINCIPAL_ID)\b[^;]*$", re.IGNORECASE | re.DOTALL
+)
 
 
-@pytest.mark.parametrize("f", [f for f in FILES if f.kind != "migration"],
-                         ids=_ids([f for f in FILES if f.kind != "migration"]))
+@pytest.mark.parametrize(
+    "f", [f for f in FILES if f.kind != "migration"], ids=_ids([f for f in FILES if f.kind != "migration"])
+)
 def test_objects_and_bootstrap_are_idempotent(f: SqlFile) -> None:
     code = mask(f.text)
     for m in _CREATE.finditer(code):
-        before = code[max(0, m.start() - 300): m.start()]
+        before = code[max(0, m.start() - 300) : m.start()]
         assert _GUARD.search(before), f"unguarded {m.group(0)!r} at {f.name}:{code[: m.start()].count(chr(10)) + 1}"
-    assert not re.search(r"\bDROP\s+(TABLE|PROCEDURE|FUNCTION|VIEW|SCHEMA|EXTERNAL\s+MODEL)\b", code, re.I), \
+    assert not re.search(r"\bDROP\s+(TABLE|PROCEDURE|FUNCTION|VIEW|SCHEMA|EXTERNAL\s+MODEL)\b", code, re.I), (
         "objects never drop: re-applying must not lose data or break schema-bound dependents"
+    )
     assert not re.search(r"\bALTER\s+TABLE\b", code, re.I), "table changes belong in migrations"
 
 
-@pytest.mark.parametrize("f", [f for f in FILES if f.kind == "migration"],
-                         ids=_ids([f for f in FILES if f.kind == "migration"]))
+@pytest.mark.parametrize(
+    "f", [f for f in FILES if f.kind == "migration"], ids=_ids([f for f in FILES if f.kind == "migration"])
+)
 def test_migrations_are_static(f: SqlFile) -> None:
     assert not variables_used(f.text), "migrations take no variables, so their checksums never depend on a deploy"
 
@@ -78,7 +86,9 @@ def test_no_literal_secrets() -> None:
 
 def test_every_variable_is_known_documented_and_used() -> None:
     used = set().union(*(variables_used(f.text) for f in FILES))
-    assert used == set(VARIABLES) | DERIVED, f"unused: {set(VARIABLES) - used}, unknown: {used - set(VARIABLES) - DERIVED}"
+    assert used == set(VARIABLES) | DERIVED, (
+        f"unused: {set(VARIABLES) - used}, unknown: {used - set(VARIABLES) - DERIVED}"
+    )
     readme = (ROOT / "README.md").read_text("utf-8")
     for name in VARIABLES:
         assert f"`{name}`" in readme, f"{name} is not documented in sql/README.md"
@@ -91,10 +101,17 @@ def test_unknown_and_invalid_variables_are_refused() -> None:
         resolve({})
     with pytest.raises(InvalidInput, match="unknown variable"):
         resolve({"SQLEMBED_URL": "https://a", "NOPE": "1"})
-    for name, bad in (("SQLEMBED_URL", "http://plain"), ("SQLEMBED_URL", "https://a/x?code=1"),
-                      ("SQLEMBED_URL", "https://a'; DROP TABLE x;--"), ("SQLEMBED_DIMENSIONS", "0"),
-                      ("SQLEMBED_DIMENSIONS", "1999"), ("SQLEMBED_API_FORMAT", "Gemini"),
-                      ("SQLEMBED_EXTERNAL_MODEL", "a b"), ("SQLEMBED_TIMEOUT", "231"), ("SQLEMBED_RETRY_COUNT", "11")):
+    for name, bad in (
+        ("SQLEMBED_URL", "http://plain"),
+        ("SQLEMBED_URL", "https://a/x?code=1"),
+        ("SQLEMBED_URL", "https://a'; DROP TABLE x;--"),
+        ("SQLEMBED_DIMENSIONS", "0"),
+        ("SQLEMBED_DIMENSIONS", "1999"),
+        ("SQLEMBED_API_FORMAT", "Gemini"),
+        ("SQLEMBED_EXTERNAL_MODEL", "a b"),
+        ("SQLEMBED_TIMEOUT", "231"),
+        ("SQLEMBED_RETRY_COUNT", "11"),
+    ):
         with pytest.raises(InvalidInput, match=name):
             resolve({"SQLEMBED_URL": "https://a", name: bad} if name != "SQLEMBED_URL" else {name: bad})
     with pytest.raises(InvalidInput) as info:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Any
 
 import pytest
 from sqlfluff.core import FluffConfig, Linter
 
+from sqlembed.db.sqlfiles import mask, substitute
 from tests.sql_static.tsql import (
     AGE_SYNTAX,
     DOCUMENTED,
@@ -31,8 +31,6 @@ from tests.sql_static.tsql import (
     rendered_batches,
     templates,
 )
-
-from sqlembed.db.sqlfiles import mask, substitute
 
 
 @cache
@@ -95,8 +93,11 @@ def test_both_vector_search_forms_exist() -> None:
 
 
 def test_ai_generate_embeddings_uses_the_documented_syntax() -> None:
-    uses = [(p.name, m.group(0)) for p in procedures().values()
-            for m in re.finditer(r"AI_GENERATE_EMBEDDINGS\s*\(.*?\)\s*\)?", p.text, re.S)]
+    uses = [
+        (p.name, m.group(0))
+        for p in procedures().values()
+        for m in re.finditer(r"AI_GENERATE_EMBEDDINGS\s*\(.*?\)\s*\)?", p.text, re.S)
+    ]
     assert uses
     for name, use in uses:
         assert AGE_SYNTAX.search(use), f"{name}: {use}"
@@ -131,20 +132,27 @@ def test_writers_follow_the_transaction_contract(p: Procedure) -> None:
     assert "SET XACT_ABORT ON" in body, "XACT_ABORT ON"
     assert "SET IMPLICIT_TRANSACTIONS OFF" in body, "its own transactions only (a client's implicit mode off)"
     assert "BEGIN TRY" in body and "BEGIN CATCH" in body, "TRY/CATCH"
-    refuses = re.search(r"IF\s+(@@TRANCOUNT|@ENTRY_TRANCOUNT)\s*>\s*0\s+(SET|SELECT)\s+@PROBLEM\b[^;]*;?[^;]*@CODE\s*=\s*409",
-                        body, re.S)
+    refuses = re.search(
+        r"IF\s+(@@TRANCOUNT|@ENTRY_TRANCOUNT)\s*>\s*0\s+(SET|SELECT)\s+@PROBLEM\b[^;]*;?[^;]*@CODE\s*=\s*409",
+        body,
+        re.S,
+    )
     own_flag = re.search(r"@OWN\s+BIT\s*=\s*CASE\s+WHEN\s+@@TRANCOUNT\s*=\s*0", body)
     assert refuses or own_flag, "opens its own transaction only when none is open, or refuses inside one"
     for m in re.finditer(r"BEGIN\s+TRANSACTION", body):
-        before = body[max(0, m.start() - 60): m.start()]
+        before = body[max(0, m.start() - 60) : m.start()]
         assert refuses or "IF @OWN = 1" in before, f"unguarded BEGIN TRANSACTION at {m.start()}"
     # Never roll back a transaction it did not open, and never on the way out of a success.
     for m in re.finditer(r"ROLLBACK\s+TRANSACTION", body):
-        before = body[max(0, m.start() - 80): m.start()]
-        guarded = re.search(r"IF\s+(@OWN\s*=\s*1\s+AND\s+)?@@TRANCOUNT\s*>\s*(@ENTRY_TRANCOUNT|0)\s*$", before.strip() + " ")
+        before = body[max(0, m.start() - 80) : m.start()]
+        guarded = re.search(
+            r"IF\s+(@OWN\s*=\s*1\s+AND\s+)?@@TRANCOUNT\s*>\s*(@ENTRY_TRANCOUNT|0)\s*$", before.strip() + " "
+        )
         assert guarded, f"unguarded ROLLBACK: ...{before[-60:]}"
         if "@ENTRY_TRANCOUNT" not in before and "@OWN = 1" not in before:
-            assert refuses and _in_catch(body, m.start()), "a bare @@TRANCOUNT > 0 guard only inside CATCH of a refusing procedure"
+            assert refuses and _in_catch(body, m.start()), (
+                "a bare @@TRANCOUNT > 0 guard only inside CATCH of a refusing procedure"
+            )
     assert re.search(r"RETURN\s+@RC|RETURN\s+@CODE|RETURN\s+CASE", body), "non-zero return on failure"
     assert "@ERROR" in body, "an @error on failure"
 
@@ -180,15 +188,17 @@ def test_applocks_are_released_on_every_exit() -> None:
     release = body.index("CLEANUP:")
     assert "SP_RELEASEAPPLOCK" in body[release:], "released at the one exit label"
     # Every path after the lock leads to the cleanup label: no RETURN between them.
-    assert "RETURN" not in body[body.index("SET @LOCKED = 1"): release]
+    assert "RETURN" not in body[body.index("SET @LOCKED = 1") : release]
 
 
 # --- credentials, sizes, collations, upserts ---------------------------------------------------
 
+
 def test_no_procedure_reads_the_credential_catalog() -> None:
     for p in procedures().values():
-        assert "database_scoped_credentials" not in p.code.lower(), \
+        assert "database_scoped_credentials" not in p.code.lower(), (
             f"{p.name}: sys.database_scoped_credentials is empty for callers without CONTROL"
+        )
     config = next(f for f in FILES if f.name == "020_config.sql")
     assert "use_credential" in config.text and "database_scoped_credentials" in config.text
 
@@ -211,10 +221,11 @@ def test_temp_table_strings_carry_the_database_collation() -> None:
 def test_keys_join_back_through_their_own_type_and_collation() -> None:
     for name, template in TEMPLATES:
         for m in re.finditer(r"t\.\{k\}\s*=\s*(\w+)\.k\b(?!\w)", template):
-            raise AssertionError(f"{name}: compares the key with a temp-table text ({m.group(0)}); "
-                                 "use CAST(x.k AS {kt}){kc}")
+            raise AssertionError(
+                f"{name}: compares the key with a temp-table text ({m.group(0)}); use CAST(x.k AS {{kt}}){{kc}}"
+            )
         for m in re.finditer(r"CAST\(t\.\{k\} AS nvarchar\(4000\)\)(?!\s*COLLATE)", template):
-            line = template[template.rfind("\n", 0, m.start()): m.end() + 40]
+            line = template[template.rfind("\n", 0, m.start()) : m.end() + 40]
             assert "HASHBYTES" in line, f"{name}: a key as text outside a hash needs COLLATE DATABASE_DEFAULT: {line}"
 
 
@@ -232,8 +243,17 @@ def test_python_bulk_writer_holds_its_range_too() -> None:
     from sqlembed.db.targets.base import EmbeddingId, TableInfo
     from sqlembed.db.targets.mssql import MssqlTarget
 
-    info = TableInfo(schema="dbo", name="docs", key="id", text="body", vector="embedding", key_type="int",
-                     key_collation=None, columns=frozenset({"id", "body", "embedding"}), state_source="[dbo].[docs]")
+    info = TableInfo(
+        schema="dbo",
+        name="docs",
+        key="id",
+        text="body",
+        vector="embedding",
+        key_type="int",
+        key_collation=None,
+        columns=frozenset({"id", "body", "embedding"}),
+        state_source="[dbo].[docs]",
+    )
     target = MssqlTarget.__new__(MssqlTarget)
     target.quote = lambda s: f"[{s}]"  # type: ignore[method-assign]
     for vt in ("float32", "float16"):
@@ -246,15 +266,16 @@ def test_python_bulk_writer_holds_its_range_too() -> None:
 
 def test_vectors_are_set_with_try_cast() -> None:
     apply = next(t for n, t in TEMPLATES if n == "060_embed_rows.sql" and t.lstrip().startswith("UPDATE t SET"))
-    set_clause = apply[apply.index("SET"): apply.index("OUTPUT")]
+    set_clause = apply[apply.index("SET") : apply.index("OUTPUT")]
     assert "TRY_CAST(" in set_clause, "evaluation order is not guaranteed: the SET must not fail where WHERE filtered"
 
 
 def test_requests_are_sized_as_utf8_json() -> None:
     scan = next(t for n, t in TEMPLATES if n == "060_embed_rows.sql" and "INSERT #pending" in t)
     assert "STRING_ESCAPE" in scan and "_UTF8" in scan
-    assert re.search(r"CAST\(STRING_ESCAPE\(.*?\)\s+COLLATE\s+Latin1_General_100_CI_AS_SC_UTF8\s+AS\s+varchar\(max\)\)",
-                     scan, re.S), "COLLATE inside the CAST, or non-Latin text is converted in the database code page"
+    assert re.search(
+        r"CAST\(STRING_ESCAPE\(.*?\)\s+COLLATE\s+Latin1_General_100_CI_AS_SC_UTF8\s+AS\s+varchar\(max\)\)", scan, re.S
+    ), "COLLATE inside the CAST, or non-Latin text is converted in the database code page"
 
 
 def test_external_model_options_in_documented_order() -> None:
@@ -262,16 +283,18 @@ def test_external_model_options_in_documented_order() -> None:
     assert model.index("@credential_option") < model.index("PARAMETERS = N"), "CREDENTIAL before PARAMETERS"
     assert DOCUMENTED["CREATE/ALTER EXTERNAL MODEL (B1, B2)"].match(
         "CREATE EXTERNAL MODEL [sqlembed] WITH (LOCATION = N'https://e/api/embed', API_FORMAT = N'Ollama', "
-        "MODEL_TYPE = EMBEDDINGS, MODEL = N'm', CREDENTIAL = [https://e], PARAMETERS = N'{}');")
+        "MODEL_TYPE = EMBEDDINGS, MODEL = N'm', CREDENTIAL = [https://e], PARAMETERS = N'{}');"
+    )
     assert not DOCUMENTED["CREATE/ALTER EXTERNAL MODEL (B1, B2)"].match(
         "CREATE EXTERNAL MODEL [sqlembed] WITH (LOCATION = N'https://e/api/embed', API_FORMAT = N'Ollama', "
-        "MODEL_TYPE = EMBEDDINGS, MODEL = N'm', PARAMETERS = N'{}', CREDENTIAL = [https://e]);")
+        "MODEL_TYPE = EMBEDDINGS, MODEL = N'm', PARAMETERS = N'{}', CREDENTIAL = [https://e]);"
+    )
 
 
 def test_retry_count_is_passed_only_where_the_build_has_it() -> None:
     invoke = procedures()["invoke"].code
     for m in re.finditer(r"@retry_count\s*=", invoke):
-        branch = invoke[invoke.rfind("IF ", 0, m.start()): m.start()]
+        branch = invoke[invoke.rfind("IF ", 0, m.start()) : m.start()]
         assert "@rest_retry = 1" in branch, branch
 
 
@@ -288,5 +311,3 @@ def test_float16_deployments_render_half_precision_vectors() -> None:
     f = next(f for f in FILES if f.name == "050_embed_text.sql")
     sql = substitute(f.batches()[1], FLOAT16, where=f.name)
     assert "VECTOR(384, float16)" in sql and not unparsable(sql)
-
-

@@ -31,3 +31,25 @@ def test_invalid_values_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SQLEMBED_PRECISION", "fp8")
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_the_readme_configuration_table_is_generated_from_the_settings() -> None:
+    import re
+
+    from sqlembed.settings import markdown_table
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text("utf-8")
+    block = re.search(r"<!-- settings:begin -->\n(.*?)<!-- settings:end -->", readme, re.S)
+    assert block, "README.md holds the generated table between settings markers"
+    assert block.group(1) == markdown_table(), "regenerate it: python -m sqlembed.settings"
+    documented = set(re.findall(r"\| `SQLEMBED_(\w+)` \|", block.group(1)))
+    assert documented == {n.upper() for n in Settings.model_fields}, "every setting, and only settings"
+    assert all(f.description for f in Settings.model_fields.values()), "every setting says what it is for"
+
+
+def test_every_setting_is_read_somewhere() -> None:
+    """A setting that nothing reads is a lie in the table (LOG_LEVEL was one)."""
+    root = Path(__file__).parents[2] / "python" / "sqlembed"
+    code = "\n".join(p.read_text("utf-8") for p in root.rglob("*.py") if p.name != "settings.py")
+    unread = [n for n in Settings.model_fields if f".{n}" not in code and f'"{n}"' not in code]
+    assert not unread, unread

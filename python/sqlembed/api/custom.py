@@ -13,7 +13,7 @@ from aiohttp import web
 from jsonpath_ng.jsonpath import JSONPath
 from jsonpath_ng.parser import parse as jsonpath
 
-from sqlembed.api.embed import embed_texts
+from sqlembed.api.embed import EmbedOptions, embed_texts
 from sqlembed.api.responses import json_response
 from sqlembed.api.schemas.common import Dimensions, Request, parse, read_body
 from sqlembed.api.state import SERVICE
@@ -90,9 +90,9 @@ def make_handler(fmt: CustomFormat) -> Any:
         if len(ids) != len(texts):
             raise InvalidInput(f"found {len(texts)} texts but {len(ids)} ids (format {fmt.name!r})")
         model = svc.resolve_model(None)
-        result = await embed_texts(svc, texts, dimensions=req.dimensions)
+        result = await embed_texts(svc, texts, EmbedOptions(dimensions=req.dimensions))
         items = [{"id": i, "index": n, "embedding": result.vectors[n]} for n, i in enumerate(ids)]
         values = {"model": model, "dimensions": int(result.vectors.shape[1]), "tokens": result.tokens}
-        return json_response(fmt.render(fmt.response, values, items))
+        return json_response(fmt.render(fmt.response, values, items), headers=result.headers())
 
     return handler

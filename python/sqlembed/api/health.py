@@ -17,7 +17,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     if svc.ready and svc.manifest is not None:
-        body: Ready = {"status": "ready", "model": svc.manifest.id,
+        body: Ready = {"status": "ready", "model": svc.manifest.id, "dimensions": svc.manifest.dimensions,
+                       "prompts": svc.manifest.prompts_by_input_type(),
                        "backend": svc.embedder.backend.name if svc.embedder is not None else None}
         if svc.placement is not None and svc.batcher is not None:
             placement = svc.placement.describe()

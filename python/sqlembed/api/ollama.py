@@ -8,7 +8,7 @@ import time
 from aiohttp import web
 
 from sqlembed import __version__
-from sqlembed.api.embed import embed_texts
+from sqlembed.api.embed import EmbedOptions, embed_texts
 from sqlembed.api.responses import json_response
 from sqlembed.api.schemas.common import parse, read_body
 from sqlembed.api.schemas.ollama import (
@@ -30,8 +30,8 @@ async def embed(request: web.Request) -> web.Response:
     t0 = time.perf_counter_ns()
     svc = request.app[SERVICE]
     req = parse(EmbedRequest, await read_body(request, svc.limits.max_body_bytes), svc.limits, "/api/embed")
-    model = svc.resolve_model(req.model)
-    result = await embed_texts(svc, req.input, truncate=req.truncate, dimensions=req.dimensions)
+    model, input_type = svc.resolve(req.model)
+    result = await embed_texts(svc, req.input, EmbedOptions.of(req, input_type, truncate=req.truncate))
     body: EmbedResponse = {
         "model": model,
         "embeddings": result.vectors,
@@ -39,16 +39,16 @@ async def embed(request: web.Request) -> web.Response:
         "load_duration": 0,
         "prompt_eval_count": result.tokens,
     }
-    return json_response(body)
+    return json_response(body, headers=result.headers())
 
 
 async def embeddings_legacy(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     req = parse(LegacyRequest, await read_body(request, svc.limits.max_body_bytes), svc.limits, "/api/embeddings")
-    svc.resolve_model(req.model)
-    result = await embed_texts(svc, [req.prompt])
+    _, input_type = svc.resolve(req.model)
+    result = await embed_texts(svc, [req.prompt], EmbedOptions(input_type=input_type))
     body: LegacyResponse = {"embedding": result.vectors[0]}
-    return json_response(body)
+    return json_response(body, headers=result.headers())
 
 
 async def tags(request: web.Request) -> web.Response:
@@ -60,7 +60,9 @@ async def tags(request: web.Request) -> web.Response:
         "name": n, "model": n, "modified_at": modified.isoformat(), "size": size,
         "digest": m.source_hash.removeprefix("sha256:"),
         "details": {"parent_model": "", "format": "onnx", "family": m.family, "families": [m.family],
-                    "parameter_size": f"{m.parameters / 1e6:.1f}M", "quantization_level": m.precision.upper()},
+                    "parameter_size": f"{m.parameters / 1e6:.1f}M", "quantization_level": m.precision.upper(),
+                    "embedding_length": m.dimensions, "pooling": m.pooling, "normalize": m.normalize,
+                    "prompts": m.prompts, "max_tokens": m.max_seq_length},
     } for n in svc.model_names()]
     body: TagsResponse = {"models": models}
     return json_response(body)

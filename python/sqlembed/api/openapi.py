@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from sqlembed import __version__
+from sqlembed.api.embed import TRUNCATED_HEADER
 from sqlembed.api.responses import json_response
 from sqlembed.api.schemas.common import LIMIT, Limits
 from sqlembed.api.schemas.ollama import OllamaError
@@ -81,7 +82,10 @@ def build_spec(limits: Limits | None = None, extra_paths: tuple[str, ...] = ()) 
             body = spec.schema(r.response, "serialization") if r.response is not None else {"type": "object"}
         else:
             body = {"type": "string"}
-        ok = {"description": "OK", "content": {r.content_type: {"schema": body}}}
+        ok: dict[str, Any] = {"description": "OK", "content": {r.content_type: {"schema": body}}}
+        if r.request is not None and "truncation_direction" in r.request.model_fields:
+            ok["headers"] = {TRUNCATED_HEADER: {"description": "tokens cut from over-long inputs, all inputs together",
+                                                "schema": {"type": "integer", "minimum": 0}}}
         responses: dict[str, Any] = {str(r.status): ok}
         for code in r.errors:
             responses[str(code)] = {"description": ERROR_TEXT[code],

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from sqlembed.api.embed import embed_texts
+from sqlembed.api.embed import EmbedOptions, embed_texts
 from sqlembed.api.responses import json_response
 from sqlembed.api.schemas.common import parse, read_body
 from sqlembed.api.schemas.sqlserver import EmbedRowsRequest, EmbedRowsResponse, RowError
@@ -55,25 +55,26 @@ async def embed(request: web.Request) -> web.StreamResponse:
     svc = request.app[SERVICE]
     req = parse(EmbedRowsRequest, await read_body(request, svc.limits.max_body_bytes), svc.limits,
                 "/v1/sqlserver/embed")
-    model = svc.resolve_model(req.model)
+    model, input_type = svc.resolve(req.model)
+    options = EmbedOptions.of(req, input_type)
     ids, texts, errors = split_rows(req.inputs)
     _, _, manifest = svc.engine()
     dims = req.dimensions or manifest.dimensions
     if "application/x-ndjson" in request.headers.get("Accept", ""):
-        return await _stream(request, ids, texts, errors, req.dimensions)
+        return await _stream(request, ids, texts, errors, options)
     if not texts:
         empty: EmbedRowsResponse = {"model": model, "model_id": manifest.id, "dimensions": dims, "embeddings": [],
                                     "errors": errors, "usage": {"prompt_tokens": 0, "total_tokens": 0}}
         return json_response(empty)
     # Texts longer than the model's context are truncated, as AI_GENERATE_EMBEDDINGS callers expect.
-    result = await embed_texts(svc, texts, dimensions=req.dimensions)
+    result = await embed_texts(svc, texts, options)
     body: EmbedRowsResponse = {
         "model": model, "model_id": manifest.id, "dimensions": dims,
         "embeddings": [{"id": rid, "embedding": result.vectors[i]} for i, rid in enumerate(ids)],
         "errors": errors,
         "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens},
     }
-    return json_response(body)
+    return json_response(body, headers=result.headers())
 
 
 # Rows per chunk when streaming: small enough that the first lines leave early, large enough
@@ -82,7 +83,7 @@ STREAM_CHUNK = 128
 
 
 async def _stream(request: web.Request, ids: list[Any], texts: list[str], errors: list[RowError],
-                  dimensions: int | None) -> web.StreamResponse:
+                  options: EmbedOptions) -> web.StreamResponse:
     """NDJSON for external clients (Accept: application/x-ndjson): one line per row as its chunk
     finishes, bad rows first, then {"done": true, ...}. SQL Server gets one JSON body instead."""
     svc = request.app[SERVICE]
@@ -92,7 +93,7 @@ async def _stream(request: web.Request, ids: list[Any], texts: list[str], errors
         await resp.write(orjson.dumps(e) + b"\n")
     tokens = 0
     for start in range(0, len(texts), STREAM_CHUNK):
-        result = await embed_texts(svc, texts[start : start + STREAM_CHUNK], dimensions=dimensions)
+        result = await embed_texts(svc, texts[start : start + STREAM_CHUNK], options)
         tokens += result.tokens
         lines = [orjson.dumps({"id": ids[start + i], "embedding": v}, option=orjson.OPT_SERIALIZE_NUMPY)
                  for i, v in enumerate(result.vectors)]

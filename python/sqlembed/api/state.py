@@ -50,6 +50,19 @@ class Service:
 
     def resolve_model(self, requested: str | None) -> str:
         """The name to echo back. Unknown names are served by the loaded model unless strict."""
+        return self.resolve(requested)[0]
+
+    def resolve(self, requested: str | None) -> tuple[str, str | None]:
+        """(name to echo, input type the name implies). ``<model>-query`` and ``<model>-passage``
+        (or ``-document``) choose the model's prompt, because AI_GENERATE_EMBEDDINGS can only pass
+        a model name (and PARAMETERS) per external model."""
+        if requested:
+            base, _, suffix = requested.rpartition("-")
+            if suffix in ("query", "passage", "document") and base in self.model_names():
+                return requested, suffix
+        return self._resolve_name(requested), None
+
+    def _resolve_name(self, requested: str | None) -> str:
         _, _, manifest = self.engine()
         if requested is None or requested in self.model_names():
             return requested or manifest.name

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = Path(args.model_dir or tempfile.mkdtemp(prefix="sqlembed-gpu-"))
     store = ModelStore(model_dir)
     m = build_model(store, precision="fp32")
-    tokens = sum(len(t) for t in Tokenizer(store.path(m.id) / "tokenizer.json", 256).encode(texts))
+    tokens = sum(len(t) for t in Tokenizer(store.path(m.id) / "tokenizer.json", 256).encode(texts).ids)
     print(f"GPU: {torch.cuda.get_device_name(0)}; {len(texts)} texts, {tokens} tokens", flush=True)
     rows: list[tuple[str, float, float]] = []
 

@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     for prec in precisions:
         build_model(store, precision=prec)
     tok = Tokenizer(store.path(model_id("all-minilm-l6-v2", precisions[0])) / "tokenizer.json", 256)
-    lengths = [len(t) for t in tok.encode(texts)]
+    lengths = [len(t) for t in tok.encode(texts).ids]
     tokens = sum(lengths)
     print(f"corpus: {len(texts)} paragraphs, mean {statistics.mean(lengths):.1f} tokens, "
           f"p95 {np.percentile(lengths, 95):.0f}, max {max(lengths)} (truncated at 256); cpus={os.cpu_count()}",

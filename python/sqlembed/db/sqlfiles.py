@@ -218,7 +218,7 @@ def render(files: list[SqlFile], values: Mapping[str, str], version: str) -> str
     shown = {k: v for k, v in values.items() if k not in SECRET_VARS}
     out = [
         f"-- sqlembed {version}: rendered by `sqlembed db render`. Run with sqlcmd or SSMS in SQLCMD mode:",
-        "--   sqlcmd -b -I -S <server> -d <database> -i sqlembed.sql -v SQLEMBED_API_KEY=<key>   (empty: no credential)",
+        "--   sqlcmd -b -I -S <server> -d <database> -i sqlembed.sql -v SQLEMBED_API_KEY=<key>  (empty: no credential)",
         "-- Variables: " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())),
         ":on error exit",
         "GO",

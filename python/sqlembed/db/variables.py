@@ -88,7 +88,8 @@ def resolve(given: Mapping[str, str]) -> dict[str, str]:
             shown = "<secret>" if name in SECRET_VARS else repr(value)
             raise InvalidInput(f"{name}={shown} is not valid: expected {problem}")
     if out["SQLEMBED_VECTOR_TYPE"] == "float32" and int(out["SQLEMBED_DIMENSIONS"]) > 1998:
-        raise InvalidInput("SQLEMBED_DIMENSIONS above 1998 needs SQLEMBED_VECTOR_TYPE=float16 (VECTOR limits, contract D1)")
+        raise InvalidInput("SQLEMBED_DIMENSIONS above 1998 needs SQLEMBED_VECTOR_TYPE=float16 "
+                           "(VECTOR limits, contract D1)")
     out["SQLEMBED_VECTOR_TYPE_SUFFIX"] = ", float16" if out["SQLEMBED_VECTOR_TYPE"] == "float16" else ""
     return out
 

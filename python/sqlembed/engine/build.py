@@ -159,6 +159,7 @@ def build_model(
             normalize=cfg.normalize, precision=precision, family=family, parameters=params,
             input_names=input_names, tool_versions=_versions(),
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            prompts=cfg.prompts, default_prompt_name=cfg.default_prompt_name,
         )
         (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
         final = store.path(mid)

@@ -11,7 +11,7 @@ from sqlembed.engine.backend import Backend
 from sqlembed.engine.planner import plan_batches
 from sqlembed.engine.pooling import l2_normalize, pool
 from sqlembed.engine.store import Manifest
-from sqlembed.engine.tokenizer import TokenIds, Tokenizer
+from sqlembed.engine.tokenizer import Direction, Encoded, TokenIds, Tokenizer
 
 F32 = npt.NDArray[np.float32]
 
@@ -38,8 +38,15 @@ class Embedder:
         self.max_batch_items = max_batch_items
         self.max_batch_tokens = max_batch_tokens
 
-    def tokenize(self, texts: Sequence[str], *, truncate: bool = True) -> list[TokenIds]:
-        return self.tokenizer.encode(texts, truncate=truncate)
+    def encode(self, texts: Sequence[str], *, truncate: bool = True, input_type: str | None = None,
+               direction: Direction = "right") -> Encoded:
+        """Token ids with the model's prompt for ``input_type`` (query, passage) prepended."""
+        return self.tokenizer.encode(texts, truncate=truncate, prompt=self.manifest.prompt_for(input_type),
+                                     direction=direction)
+
+    def tokenize(self, texts: Sequence[str], *, truncate: bool = True, input_type: str | None = None,
+                 direction: Direction = "right") -> list[TokenIds]:
+        return self.encode(texts, truncate=truncate, input_type=input_type, direction=direction).ids
 
     def embed_tokens(self, batch: Sequence[TokenIds]) -> F32:
         """One forward pass over one batch; padding to the batch's longest member."""
@@ -65,10 +72,11 @@ class Embedder:
             out[idx] = self.embed_tokens([encoded[i] for i in idx])
         return out
 
-    def embed(self, texts: Sequence[str], *, truncate: bool = True) -> F32:
+    def embed(self, texts: Sequence[str], *, truncate: bool = True, input_type: str | None = None,
+              direction: Direction = "right") -> F32:
         if not texts:
             return np.empty((0, self.dimensions), dtype=np.float32)
-        return self.embed_encoded(self.tokenize(texts, truncate=truncate))
+        return self.embed_encoded(self.tokenize(texts, truncate=truncate, input_type=input_type, direction=direction))
 
     def warmup(self) -> None:
         # First runs allocate arenas and pick kernels; do it before /readyz says ready.

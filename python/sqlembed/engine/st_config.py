@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlembed.engine.pooling import PoolingMode
@@ -28,6 +28,10 @@ class SentenceTransformerConfig:
     normalize: bool
     max_seq_length: int
     dimensions: int
+    prompts: dict[str, str] = field(default_factory=dict)
+    """Named prompts (config_sentence_transformers.json), prepended to the text as
+    sentence-transformers does; e5 and bge declare a query prompt, nomic query and document."""
+    default_prompt_name: str | None = None
 
 
 def read_config(src: Path) -> SentenceTransformerConfig:
@@ -53,12 +57,27 @@ def read_config(src: Path) -> SentenceTransformerConfig:
         p = transformer_dir / name
         if p.is_file():
             max_len = int(json.loads(p.read_text(encoding="utf-8")).get("max_seq_length", max_len))
+    if pool_cfg.get("include_prompt", True) is False:
+        # Pooling that leaves the prompt's tokens out needs the prompt length next to every row's
+        # token ids through the batcher and the executors; refused rather than served differently.
+        raise ModelBuildError("pooling with include_prompt=false is not supported")
+    prompts: dict[str, str] = {}
+    default_prompt = None
+    st_path = src / "config_sentence_transformers.json"
+    if st_path.is_file():
+        st = json.loads(st_path.read_text(encoding="utf-8"))
+        prompts = {str(k): str(v) for k, v in (st.get("prompts") or {}).items()}
+        default_prompt = st.get("default_prompt_name") or None
+        if default_prompt is not None and default_prompt not in prompts:
+            raise ModelBuildError(f"default_prompt_name {default_prompt!r} is not one of the prompts {sorted(prompts)}")
     return SentenceTransformerConfig(
         transformer_dir=transformer_dir,
         pooling=modes[0],
         normalize="Normalize" in by_type,
         max_seq_length=max_len,
         dimensions=int(pool_cfg["word_embedding_dimension"]),
+        prompts=prompts,
+        default_prompt_name=default_prompt,
     )
 
 

@@ -35,6 +35,26 @@ class Manifest:
     tool_versions: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     format_version: int = MANIFEST_VERSION
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+
+    def prompt_for(self, input_type: str | None) -> str | None:
+        """The prompt text for a request's input type, as sentence-transformers would apply it.
+
+        ``query`` takes the prompt named query; ``passage`` and ``document`` take the first of
+        passage, document, corpus the model declares (nomic calls it document, e5 passage); no
+        input type takes the model's default prompt. None when the model has no such prompt.
+        """
+        if input_type is None:
+            name = self.default_prompt_name
+        elif input_type == "query":
+            name = "query" if "query" in self.prompts else None
+        else:
+            name = next((n for n in ("passage", "document", "corpus") if n in self.prompts), None)
+        return self.prompts.get(name) if name else None
+
+    def prompts_by_input_type(self) -> dict[str, str]:
+        return {t: p for t in ("query", "passage") if (p := self.prompt_for(t)) is not None}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

@@ -1,9 +1,12 @@
-"""Fast (Rust) tokenizer with truncation at the model's max length."""
+"""Fast (Rust) tokenizer: prompts, truncation at the model's max length from either end, and how
+many tokens truncation dropped."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -11,6 +14,17 @@ import numpy.typing as npt
 from sqlembed.errors import InvalidInput
 
 TokenIds = npt.NDArray[np.int64]
+Direction = Literal["right", "left"]
+
+
+@dataclass
+class Encoded:
+    ids: list[TokenIds]
+    dropped: int = 0
+    """Tokens cut by truncation over all texts (the prompt counts against the length, as in
+    sentence-transformers, and is never what is cut)."""
+    truncated: int = 0
+    """Texts that were cut."""
 
 
 class Tokenizer:
@@ -23,18 +37,40 @@ class Tokenizer:
         # truncation (128) than the model's max_seq_length (256): the model config wins.
         tok.enable_truncation(max_length=max_length)
         self._tok = tok
+        self._whole = HfTokenizer.from_file(str(tokenizer_json))
+        self._whole.no_padding()
+        self._whole.no_truncation()
         self.max_length = max_length
 
-    def encode(self, texts: Sequence[str], *, truncate: bool = True) -> list[TokenIds]:
-        """Token ids per text. With ``truncate=False`` an over-long text is an error, as in Ollama."""
-        encodings = self._tok.encode_batch(list(texts))
-        out: list[TokenIds] = []
+    def encode(self, texts: Sequence[str], *, truncate: bool = True, prompt: str | None = None,
+               direction: Direction = "right") -> Encoded:
+        """Token ids per text, the prompt (if any) prepended to the text as sentence-transformers does.
+
+        With ``truncate=False`` an over-long text is an error, as in Ollama. ``right`` keeps the
+        start of the text, ``left`` keeps its end (the prompt and the special tokens stay).
+        """
+        full = [prompt + t for t in texts] if prompt else list(texts)
+        encodings = self._tok.encode_batch(full)
+        out = Encoded([])
         for i, enc in enumerate(encodings):
-            if not truncate and enc.overflowing:
-                raise InvalidInput(
-                    f"input[{i}] exceeds the model's context length of {self.max_length} tokens "
-                    "and truncate is false",
-                    param="input",
-                )
-            out.append(np.asarray(enc.ids, dtype=np.int64))
+            if enc.overflowing:
+                if not truncate:
+                    raise InvalidInput(
+                        f"input[{i}] exceeds the model's context length of {self.max_length} tokens "
+                        "and truncate is false",
+                        param="input",
+                    )
+                whole = self._whole.encode(full[i]).ids
+                out.dropped += len(whole) - len(enc.ids)
+                out.truncated += 1
+                if direction == "left":
+                    out.ids.append(np.asarray(self._keep_end(whole, prompt), dtype=np.int64))
+                    continue
+            out.ids.append(np.asarray(enc.ids, dtype=np.int64))
         return out
+
+    def _keep_end(self, whole: list[int], prompt: str | None) -> list[int]:
+        """[CLS] + prompt + the last tokens of the text + [SEP], ``max_length`` in all."""
+        head = 1 + (len(self._whole.encode(prompt, add_special_tokens=False).ids) if prompt else 0)
+        tail = self.max_length - head - 1
+        return whole[:head] + whole[len(whole) - 1 - tail: len(whole) - 1] + whole[-1:]

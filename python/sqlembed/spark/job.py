@@ -89,7 +89,9 @@ def plan(job: BulkJob, slices: int) -> Plan:
                                      param="dimensions")
         if job.vector_type is not None and info.vector_dims is not None and job.vector_type != info.vector_type:
             raise InvalidInput(f"{info.vector} holds {info.vector_type} vectors; the job asks for {job.vector_type}")
-        eid = EmbeddingId(manifest.id, dims, job.vector_type or info.vector_type)
+        # Bulk rows are passages: the model's passage prompt (if it has one) is part of the identity.
+        prompt = "passage" if manifest.prompt_for("passage") is not None else None
+        eid = EmbeddingId(manifest.id, dims, job.vector_type or info.vector_type, prompt)
         info = target.prepare(info, eid)
         total, bounds = target.slice_bounds(info, slices)
     finally:
@@ -166,6 +168,7 @@ def bulk_job(spec: TableSpec, settings: Any, **fields: Any) -> BulkJob:
     """A job from the service's or CLI's settings (sqlembed.settings.Settings) and per-job fields."""
     es = replace(EngineSettings.from_settings(settings), threads=settings.task_threads)
     base: dict[str, Any] = {"batch_rows": settings.job_batch_rows, "db_retry_s": settings.db_retry_s,
+                            "vector_type": settings.vector_type,
                             "progress_host": settings.progress_host, "progress_port": settings.progress_port}
     return BulkJob(spec=spec, engine=es, **{**base, **{k: v for k, v in fields.items() if v is not None}})
 

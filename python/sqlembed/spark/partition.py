@@ -123,8 +123,8 @@ def run_slice(target: Any, emb: Any, cfg: PartitionConfig, lo: Any, hi: Any,
                 continue
             if chunk is _DONE:
                 break
-            vectors = truncate_dimensions(emb.embed([r.text for r in chunk]), cfg.eid.dimensions,
-                                          normalize=emb.manifest.normalize)
+            vectors = truncate_dimensions(emb.embed([r.text for r in chunk], input_type=cfg.eid.prompt),
+                                          cfg.eid.dimensions, normalize=emb.manifest.normalize)
             rows = [WriteRow(r.key, r.hash, v) for r, v in zip(chunk, vectors, strict=True)]
             if not _put(written, rows, stop) or writer.error is not None:
                 break

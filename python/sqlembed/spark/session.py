@@ -7,8 +7,8 @@ import os
 import re
 import sys
 import threading
-from importlib import resources
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 

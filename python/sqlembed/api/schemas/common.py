@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, ValidationInfo, WithJsonSchema
@@ -163,6 +163,13 @@ Texts = Annotated[list[str], PlainValidator(_texts), WithJsonSchema({
 """A string or a non-empty list of non-empty strings, at most ``max_inputs`` of them."""
 
 Dimensions = Annotated[int, Field(ge=1, description="keep the first n dimensions and re-normalize")]
+InputType = Annotated[Literal["query", "passage", "document"], Field(
+    description="which of the model's prompts to prepend (query, or passage = document); default: the model's "
+                "default prompt, if it declares one. Also by model name: <model>-query, <model>-passage")]
+TruncationDirection = Annotated[Literal["right", "left"], Field(
+    description="which end of an over-long text is cut: right keeps the start, left keeps the end "
+                "(default SQLEMBED_TRUNCATION_DIRECTION); the response header x-sqlembed-truncated-tokens "
+                "says how many tokens were dropped")]
 Vector = Annotated[Any, WithJsonSchema({"type": "array", "items": {"type": "number"}})]
 """A float32 vector (numpy at run time, serialized by orjson)."""
 Vectors = Annotated[Any, WithJsonSchema({"type": "array", "items": {"type": "array", "items": {"type": "number"}}})]

@@ -7,7 +7,15 @@ from typing import Any
 from pydantic import ConfigDict, Field
 from typing_extensions import TypedDict
 
-from sqlembed.api.schemas.common import Dimensions, Request, Texts, Vector, Vectors
+from sqlembed.api.schemas.common import (
+    Dimensions,
+    InputType,
+    Request,
+    Texts,
+    TruncationDirection,
+    Vector,
+    Vectors,
+)
 
 
 class EmbedRequest(Request):
@@ -20,6 +28,8 @@ class EmbedRequest(Request):
     dimensions: Dimensions | None = None
     keep_alive: str | float | None = Field(None, description="accepted and ignored (the model stays loaded)")
     options: dict[str, Any] | None = Field(None, description="accepted and ignored")
+    input_type: InputType | None = None
+    truncation_direction: TruncationDirection | None = None
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"model": "all-minilm", "input": "SQL Server 2025 calls sqlembed"},
@@ -57,6 +67,12 @@ class TagDetails(TypedDict):
     families: list[str]
     parameter_size: str
     quantization_level: str
+    # sqlembed's own: what a client needs to know about the vectors (Ollama clients ignore extra keys).
+    embedding_length: int
+    pooling: str
+    normalize: bool
+    prompts: dict[str, str]
+    max_tokens: int
 
 
 class Tag(TypedDict):

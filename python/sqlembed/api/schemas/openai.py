@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 from typing_extensions import TypedDict
 
-from sqlembed.api.schemas.common import Dimensions, Request, Texts, Vector
+from sqlembed.api.schemas.common import Dimensions, InputType, Request, Texts, TruncationDirection, Vector
 
 
 class EmbeddingsRequest(Request):
@@ -19,6 +19,8 @@ class EmbeddingsRequest(Request):
         "float", description="base64: packed little-endian float32 (contract F3)")
     dimensions: Dimensions | None = None
     user: str | None = Field(None, description="accepted and ignored")
+    input_type: InputType | None = None
+    truncation_direction: TruncationDirection | None = None
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"model": "all-minilm", "input": "SQL Server 2025 calls sqlembed"},
@@ -44,11 +46,22 @@ class EmbeddingsResponse(TypedDict):
     usage: Usage
 
 
+class ModelDetails(TypedDict):
+    dimensions: int
+    pooling: str
+    normalize: bool
+    precision: str
+    prompts: dict[str, str]
+    max_tokens: int
+
+
 class ModelObject(TypedDict):
     id: str
     object: Literal["model"]
     created: int
     owned_by: str
+    sqlembed: ModelDetails
+    """sqlembed's own (OpenAI clients ignore extra keys)."""
 
 
 class ModelList(TypedDict):

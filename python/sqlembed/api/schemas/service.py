@@ -14,6 +14,9 @@ class Health(TypedDict):
 class Ready(TypedDict):
     status: str
     model: NotRequired[str]
+    dimensions: NotRequired[int]
+    prompts: NotRequired[dict[str, str]]
+    """The model's prompt per input type (query, passage): embed_rows records which it used."""
     backend: NotRequired[str | None]
     placement: NotRequired[dict[str, Any]]
     error: NotRequired[str]

@@ -8,7 +8,16 @@ from pydantic import ConfigDict, PlainValidator, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-from sqlembed.api.schemas.common import LIMIT, Dimensions, Request, Scalar, Vector, check_rows
+from sqlembed.api.schemas.common import (
+    LIMIT,
+    Dimensions,
+    InputType,
+    Request,
+    Scalar,
+    TruncationDirection,
+    Vector,
+    check_rows,
+)
 from sqlembed.api.schemas.openai import Usage
 
 ROW = {"type": "object", "required": ["id", "text"],
@@ -30,6 +39,8 @@ class EmbedRowsRequest(Request):
     model: str | None = None
     dimensions: Dimensions | None = None
     inputs: Rows
+    input_type: InputType | None = None
+    truncation_direction: TruncationDirection | None = None
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"model": "all-minilm", "dimensions": 384,
