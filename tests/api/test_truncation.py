@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def _tail_of_exactly(n_tokens: int, model_dir: Path) -> str:
     """A text of exactly n tokens (plus [CLS] [SEP]) made of real words."""
     tok = open_engine(model_dir).tokenizer
-    words = ["the", "service", "embeds", "every", "row", "that", "changed", "since", "the", "last", "run", "of", "the", "job"]
+    words = ("the service embeds every row that changed since the last run of the job").split()
     out: list[str] = []
     i = 0
     while len(tok.encode([" ".join(out)]).ids[0]) - 2 < n_tokens:
@@ -34,6 +34,7 @@ def test_left_keeps_the_end_and_right_the_start(base_url: str, model_dir: Path) 
     tail = _tail_of_exactly(254, model_dir)
     head = "filler words at the start that do not fit " * 20
     long = head + tail
+
     def embed(text: str, **kw: object) -> tuple[np.ndarray, int]:
         r = httpx.post(base_url + "/api/embed", json={"input": text, **kw})
         assert r.status_code == 200, r.text
