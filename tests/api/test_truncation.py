@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 def _tail_of_exactly(n_tokens: int, model_dir: Path) -> str:
     """A text of exactly n tokens (plus [CLS] [SEP]) made of real words."""
     tok = open_engine(model_dir).tokenizer
-    words = ("the service embeds every row that changed since the last run of the job").split()
+    sentence = "the service embeds every row that changed since the last run of the job"
+    words = sentence.split()
     out: list[str] = []
     i = 0
     while len(tok.encode([" ".join(out)]).ids[0]) - 2 < n_tokens:
