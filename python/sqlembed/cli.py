@@ -225,34 +225,44 @@ def cmd_embed_table(args: argparse.Namespace) -> int:
     from sqlembed.spark.session import build_session, spark_conf
 
     settings = _settings(args)
-    spec = TableSpec(args.db, args.table, args.key, args.text, args.vector, args.where, args.target_table)
+    spec = TableSpec(args.db, args.table, args.key, args.text, args.vector, args.where, args.target_table,
+                     chunk_table=args.chunk_table, chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap)
     spec.validate_shape()  # before anything is built or started
     _ensure_model(settings)
     from sqlembed.engine.store import ModelStore
 
     ModelStore(settings.model_dir).get(settings.served_model_id())  # a clear error if it is not built
-    job = bulk_job(spec, settings, dimensions=args.dimensions, batch_rows=args.batch_rows)
+    sync = args.sync or ("auto" if not args.watch else "changes")
+    job = bulk_job(spec, settings, dimensions=args.dimensions, batch_rows=args.batch_rows, sync=sync)
     spark = build_session(spark_conf(args.spark or settings.spark_master, gpu=settings.spark_gpu,
                                      task_gpu_amount=settings.spark_task_gpu_amount))
-    started = time.monotonic()
     tty = sys.stderr.isatty()
-
-    def show(p: Any) -> None:
-        if tty:
-            sys.stderr.write(_progress_line(p, started))
-            sys.stderr.flush()
-
+    interval = args.interval or settings.sync_interval_s
     try:
-        result = run(spark, job, on_progress=show)
+        while True:
+            started = time.monotonic()
+
+            def show(p: Any, started: float = started) -> None:
+                if tty:
+                    sys.stderr.write(_progress_line(p, started))
+                    sys.stderr.flush()
+
+            result = run(spark, job, on_progress=show)
+            if tty and result.rows_read:
+                sys.stderr.write("\n")
+            rate = result.rows_embedded / result.seconds if result.seconds else 0.0
+            print(f"{args.table}: {result.rows_embedded} rows embedded, {result.rows_failed} failed (NULL or empty "
+                  f"text), {result.rows_read} read, {result.rows_deleted} deleted, {result.dimensions} dimensions, "
+                  f"{result.seconds:.1f}s, {rate:.1f} rows/s, {result.mode}"
+                  + (f", GPUs {','.join(result.gpus)}" if result.gpus else ""), flush=True)
+            if not args.watch:
+                return 0
+            # A sync that takes longer than the interval starts the next one at once, never two at a time.
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        return 130
     finally:
         spark.stop()
-    if tty:
-        sys.stderr.write("\n")
-    rate = result.rows_embedded / result.seconds if result.seconds else 0.0
-    print(f"{args.table}: {result.rows_embedded} rows embedded, {result.rows_failed} failed (NULL or empty text), "
-          f"{result.rows_read} read, {result.dimensions} dimensions, {result.seconds:.1f}s, {rate:.1f} rows/s"
-          + (f", GPUs {','.join(result.gpus)}" if result.gpus else ""))
-    return 0
 
 
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
@@ -315,6 +325,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dimensions", type=int, help="keep the first n dimensions and re-normalize "
                                                   "(default: the column's VECTOR(n), else the model's)")
     e.add_argument("--target-table", help="write (key, vector) here instead of the source's vector column")
+    e.add_argument("--chunk-table", help="write each row's chunks here: (key, chunk_no, chunk_offset, chunk_length, "
+                                         "vector), created where it does not exist")
+    e.add_argument("--chunk-tokens", type=int, help="with --chunk-table: at most this many model tokens per chunk")
+    e.add_argument("--chunk-overlap", type=int, default=0, help="tokens repeated between neighbouring chunks")
+    e.add_argument("--sync", choices=["auto", "hash", "changes"],
+                   help="how changed rows are found: auto (Change Tracking or the SQLite change queue where the "
+                        "table has it, else a hash comparison in the database), hash, changes (required; on "
+                        "SQLite the queue is created)")
+    e.add_argument("--watch", action="store_true", help="keep the table in sync: run again every --interval seconds "
+                                                         "(implies --sync changes unless given)")
+    e.add_argument("--interval", type=float, help="seconds between syncs with --watch (default "
+                                                  "$SQLEMBED_SYNC_INTERVAL_S)")
     e.add_argument("--spark", help="Spark master: local[2], spark://host:7077 (default $SQLEMBED_SPARK_MASTER)")
     e.add_argument("--batch-rows", type=int, help="rows per embed + write chunk")
     e.set_defaults(func=cmd_embed_table)

@@ -8,7 +8,7 @@
 -- with (dimensions, vector base type, prompt), so changing any of them makes the row pending.
 -- Runs once, in one transaction with its journal row; never edit after release.
 CREATE TABLE sqlembed.embedding_state_v2 (
-    source_table nvarchar(300)  NOT NULL,   -- QUOTENAME(schema) + N'.' + QUOTENAME(table), catalog spelling
+    source_table nvarchar(600)  NOT NULL,   -- QUOTENAME(schema) + N'.' + QUOTENAME(table) [+ N'>' + chunk table]
     row_key      nvarchar(4000) NOT NULL,   -- CAST(key AS nvarchar(4000)), computed by SQL Server
     key_hash     AS CAST(HASHBYTES('SHA2_256', source_table + NCHAR(0) + row_key) AS binary(32)) PERSISTED NOT NULL,
     content_hash binary(32)     NOT NULL,   -- HASHBYTES('SHA2_256', CAST(text AS nvarchar(max)))

@@ -24,6 +24,10 @@ CREATE OR ALTER PROCEDURE sqlembed.submit_job
     @vector_column sysname,
     @where         nvarchar(4000) = NULL,
     @target_table  nvarchar(300) = NULL,
+    @chunk_table   nvarchar(300) = NULL,
+    @chunk_tokens  int = NULL,
+    @chunk_overlap int = 0,
+    @sync          nvarchar(10) = N'auto',
     @job_id        nvarchar(64) = NULL OUTPUT,
     @error         nvarchar(max) = NULL OUTPUT
 AS
@@ -37,13 +41,28 @@ BEGIN
             @problem nvarchar(4000);
     DECLARE @object_id int = OBJECT_ID(@table);
     DECLARE @name nvarchar(300) = OBJECT_SCHEMA_NAME(@object_id) + N'.' + OBJECT_NAME(@object_id);
-    DECLARE @written nvarchar(300) = COALESCE(@target_table, @name);
     DECLARE @dims int = (SELECT dimensions FROM sqlembed.config());
     IF @object_id IS NULL
         SELECT @problem = CONCAT(N'table not found (or no permission on it): ', @table), @code = 404;
     ELSE IF ISNULL(HAS_PERMS_BY_NAME(@name, N'OBJECT', N'SELECT'), 0) = 0
         SELECT @problem = CONCAT(N'you need SELECT on ', @name, N' to embed it'), @code = 403;
-    ELSE IF @target_table IS NULL
+    ELSE IF @target_table IS NOT NULL AND @chunk_table IS NOT NULL
+        SELECT @problem = N'a job writes either @target_table or @chunk_table, not both';
+    ELSE IF @chunk_table IS NOT NULL AND (@chunk_tokens IS NULL OR @chunk_tokens NOT BETWEEN 8 AND 8192)
+        SELECT @problem = N'@chunk_tokens (8 to 8192) is required with @chunk_table';
+    ELSE IF @chunk_table IS NOT NULL AND (@chunk_overlap IS NULL OR @chunk_overlap < 0
+                                          OR @chunk_overlap >= @chunk_tokens / 2)
+        SELECT @problem = N'@chunk_overlap must be >= 0 and below half of @chunk_tokens';
+    ELSE IF @sync IS NULL OR @sync NOT IN (N'auto', N'hash', N'changes')
+        SELECT @problem = N'@sync must be auto, hash or changes';
+    ELSE IF @chunk_table IS NOT NULL AND OBJECT_ID(@chunk_table) IS NOT NULL
+            AND (ISNULL(HAS_PERMS_BY_NAME(@chunk_table, N'OBJECT', N'INSERT'), 0) = 0
+                 OR ISNULL(HAS_PERMS_BY_NAME(@chunk_table, N'OBJECT', N'DELETE'), 0) = 0)
+        SELECT @problem = CONCAT(N'you need INSERT and DELETE on ', @chunk_table), @code = 403;
+    ELSE IF @chunk_table IS NOT NULL AND OBJECT_ID(@chunk_table) IS NULL
+            AND ISNULL(HAS_PERMS_BY_NAME(DB_NAME(), N'DATABASE', N'CREATE TABLE'), 0) = 0
+        SELECT @problem = CONCAT(N'you need CREATE TABLE to let the job create ', @chunk_table), @code = 403;
+    ELSE IF @target_table IS NULL AND @chunk_table IS NULL
             AND ISNULL(HAS_PERMS_BY_NAME(@name, N'OBJECT', N'UPDATE', @vector_column, N'COLUMN'), 0) = 0
         SELECT @problem = CONCAT(N'you need UPDATE on ', @name, N'.', @vector_column, N' to embed it'), @code = 403;
     ELSE IF @target_table IS NOT NULL AND OBJECT_ID(@target_table) IS NOT NULL
@@ -58,9 +77,12 @@ BEGIN
         SET @error = JSON_OBJECT('source': 'sqlembed.submit_job', 'code': @code, 'message': @problem);
         RETURN @code;
     END;
+    DECLARE @overlap int = CASE WHEN @chunk_table IS NOT NULL THEN @chunk_overlap END;
     DECLARE @payload nvarchar(max) = JSON_OBJECT(
         'db': @database, 'table': @name, 'key': @key_column, 'text': @text_column, 'vector': @vector_column,
-        'where': @where, 'target_table': @target_table, 'dimensions': @dims, 'expect_database': DB_NAME()
+        'where': @where, 'target_table': @target_table, 'chunk_table': @chunk_table, 'chunk_tokens': @chunk_tokens,
+        'chunk_overlap': @overlap, 'sync': @sync,
+        'dimensions': @dims, 'expect_database': DB_NAME()
         ABSENT ON NULL);
     DECLARE @response nvarchar(max);
     EXEC @rc = sqlembed.invoke @path = N'/v1/jobs', @payload = @payload, @response = @response OUTPUT, @error = @error OUTPUT;
@@ -80,7 +102,7 @@ BEGIN
         USING (SELECT @job_id AS job_id) AS x ON j.job_id = x.job_id
         WHEN MATCHED THEN UPDATE SET submitted_by = SUSER_SNAME(), updated_at = SYSUTCDATETIME()
         WHEN NOT MATCHED THEN INSERT (job_id, source_table, target_table, state, last_status, updated_at)
-            VALUES (@job_id, @name, @target_table, ISNULL(JSON_VALUE(@response, '$.result.state'), N'queued'),
+            VALUES (@job_id, @name, COALESCE(@target_table, @chunk_table), ISNULL(JSON_VALUE(@response, '$.result.state'), N'queued'),
                     JSON_QUERY(@response, '$.result'), SYSUTCDATETIME());
         IF @own = 1
             COMMIT TRANSACTION;

@@ -16,6 +16,7 @@ GRANT EXECUTE ON OBJECT::sqlembed.submit_job TO sqlembed_user;
 GRANT EXECUTE ON OBJECT::sqlembed.job_status TO sqlembed_user;
 GRANT EXECUTE ON OBJECT::sqlembed.cancel_job TO sqlembed_user;
 GRANT EXECUTE ON OBJECT::sqlembed.search TO sqlembed_user;
+GRANT EXECUTE ON OBJECT::sqlembed.search_chunks TO sqlembed_user;
 GRANT EXECUTE ON OBJECT::sqlembed.create_vector_index TO sqlembed_user;
 GRANT EXECUTE ON OBJECT::sqlembed.self_test TO sqlembed_user;
 -- embed_rows reads the state table from dynamic SQL (no ownership chaining there); its writes are static.

@@ -165,3 +165,109 @@ def test_dimensions_below_the_models_on_the_spark_path(
     assert min(float(got[i + 1] @ ref[i]) for i in range(40)) >= 0.9999
     assert np.allclose([np.linalg.norm(v) for v in got.values()], 1.0, atol=1e-4)
     assert embed_rows(d.owner, "dbo.small").rows_embedded == 0, "embed_rows (SQLEMBED_DIMENSIONS=128) agrees"
+
+
+def long_documents(n: int) -> list[str]:
+    ps = paragraphs(min_chars=200)
+    return ["\n\n".join(ps[(i * 3 + j) % len(ps)] for j in range(3)) + " Naïve café 😀." for i in range(n)]
+
+
+def test_a_chunk_job_from_t_sql_then_search_chunks_returns_parents_and_passages(
+    jobs: Deployment, job_service: tuple[ServerThread, str]
+) -> None:
+    srv, _ = job_service
+    texts = long_documents(20)
+    make_docs(jobs.owner, "dbo.longdocs", list(texts))
+    name, password = "chunkuser", "Chunk!user-" + str(time.time_ns())[-8:]
+    jobs.owner.execute(
+        f"CREATE USER [{name}] WITH PASSWORD = '{password}'; ALTER ROLE sqlembed_user ADD MEMBER [{name}]; "
+        f"GRANT SELECT ON dbo.longdocs TO [{name}]"
+    )
+    user = AppUser(name, password, jobs)
+    with user.connect() as conn:
+        # The chunk table does not exist and the user may not create tables: refused in their name.
+        rc, job, error = submit(conn, "dbo.longdocs", chunk_table="N'dbo.longdocs_chunks'", chunk_tokens="64")
+        assert rc == 403 and job is None and "CREATE TABLE" in json.loads(error)["message"]
+        rc, _, error = submit(conn, "dbo.longdocs", chunk_table="N'dbo.longdocs_chunks'", chunk_tokens="64",
+                              chunk_overlap="40")
+        assert rc == 400 and "chunk_overlap" in json.loads(error)["message"]
+    jobs.owner.execute(f"GRANT CREATE TABLE TO [{name}]; GRANT ALTER ON SCHEMA::dbo TO [{name}]")
+    with user.connect() as conn:
+        rc, job, error = submit(conn, "dbo.longdocs", chunk_table="N'dbo.longdocs_chunks'", chunk_tokens="64",
+                                chunk_overlap="8")
+        assert rc == 0, error
+        done = wait(conn, job)
+        assert done.state == "succeeded" and done.rows_done == 20, done.last_error
+    rows = jobs.owner.execute(
+        "SELECT c.id, c.chunk_no, SUBSTRING(d.body, c.chunk_offset, c.chunk_length) AS passage, "
+        "CAST(c.embedding AS nvarchar(max)) AS v FROM dbo.longdocs_chunks AS c JOIN dbo.longdocs AS d ON d.id = c.id "
+        "ORDER BY c.id, c.chunk_no").fetchall()
+    per_parent: dict[int, list[str]] = {}
+    for r in rows:
+        per_parent.setdefault(r.id, []).append(r.passage)
+    assert sorted(per_parent) == list(range(1, 21)) and all(len(v) > 2 for v in per_parent.values())
+    # SQL Server's SUBSTRING counts UTF-16 code units: the offsets were converted (the emoji is two).
+    ref = service_vectors(srv, [r.passage for r in rows])
+    got = np.asarray([json.loads(r.v) for r in rows], dtype=np.float32)
+    assert float(np.min(np.sum(got * ref, axis=1))) >= 0.9999
+    assert per_parent[20][-1].endswith("😀.")
+
+    jobs.owner.execute(f"GRANT SELECT ON dbo.longdocs_chunks TO [{name}]")
+    probe = per_parent[7][1]
+    with user.connect() as conn:
+        hits = conn.execute(
+            "DECLARE @e nvarchar(max); EXEC sqlembed.search_chunks @query = ?, @chunk_table = N'dbo.longdocs_chunks', "
+            "@key_column = N'id', @vector_column = N'embedding', @top = 5, @parent_table = N'dbo.longdocs', "
+            "@text_column = N'body', @error = @e OUTPUT", probe).fetchall()
+    assert len(hits) == 5 and len({h.id for h in hits}) == 5, "one row per parent"
+    assert (hits[0].id, hits[0].chunk_no, hits[0].passage) == (7, 2, probe)
+    assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+
+    # A changed parent's chunks are replaced, a deleted parent's go (the hash scan path: no Change Tracking).
+    jobs.owner.execute("UPDATE dbo.longdocs SET body = N'One short sentence now.' WHERE id = 3; "
+                       "DELETE FROM dbo.longdocs WHERE id = 4")
+    with user.connect() as conn:
+        rc, job, error = submit(conn, "dbo.longdocs", chunk_table="N'dbo.longdocs_chunks'", chunk_tokens="64",
+                                chunk_overlap="8")
+        assert rc == 0, error
+        assert wait(conn, job).rows_done == 1
+    counts = dict(jobs.owner.execute("SELECT id, COUNT(*) FROM dbo.longdocs_chunks GROUP BY id").fetchall())
+    assert counts[3] == 1 and 4 not in counts and len(counts) == 19
+
+
+def test_change_tracking_sync_reads_only_changed_rows(jobs: Deployment, job_service: tuple[ServerThread, str]) -> None:
+    from sqlembed.db.targets import TableSpec
+    from sqlembed.errors import InvalidInput
+    from sqlembed.spark.job import BulkJob, run
+    from tests.support.engines import engine_settings
+
+    srv, _ = job_service
+    texts = paragraphs(200)
+    make_docs(jobs.owner, "dbo.tracked", list(texts))
+
+    def job(sync: str = "changes") -> BulkJob:
+        return BulkJob(TableSpec(jobs.url(), "dbo.tracked", "id", "body", "embedding"),
+                       engine_settings(srv.settings.model_dir, threads=1), batch_rows=32, sync=sync)  # type: ignore[arg-type]
+
+    spark = srv.spark_factory()
+    with pytest.raises(InvalidInput, match="ENABLE CHANGE_TRACKING"):
+        run(spark, job())
+    # The two statements sql/README.md gives a DBA (TRACK_COLUMNS_UPDATED: our own vector writes
+    # to the same table are then not changes of the text).
+    jobs.owner.execute("IF NOT EXISTS (SELECT 1 FROM sys.change_tracking_databases WHERE database_id = DB_ID()) "
+                       "ALTER DATABASE CURRENT SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON)")
+    jobs.owner.execute("ALTER TABLE dbo.tracked ENABLE CHANGE_TRACKING WITH (TRACK_COLUMNS_UPDATED = ON)")
+    first = run(spark, job())
+    assert (first.rows_embedded, first.mode) == (200, "changes")
+    jobs.owner.execute("UPDATE dbo.tracked SET body = body + N' (edited)' WHERE id IN (5, 50, 150); "
+                       "DELETE FROM dbo.tracked WHERE id = 7; INSERT dbo.tracked (id, body) VALUES (1000, N'new row')")
+    second = run(spark, job())
+    assert (second.mode, second.rows_read, second.rows_embedded, second.rows_deleted) == ("changes", 4, 4, 1)
+    assert scalar(jobs.owner, "SELECT COUNT(*) FROM sqlembed.embedding_state WHERE source_table = N'[dbo].[tracked]' "
+                              "AND row_key = N'7'") == 0
+    third = run(spark, job())
+    assert (third.rows_read, third.rows_embedded) == (0, 0), "the job's own vector writes are not changes"
+    got = stored(jobs.owner, "dbo.tracked")
+    edited = scalar(jobs.owner, "SELECT body FROM dbo.tracked WHERE id = 50")
+    assert float(got[50] @ service_vectors(srv, [edited])[0]) >= 0.9999
+    assert run(spark, job("hash")).rows_embedded == 0, "a full comparison agrees"

@@ -85,11 +85,13 @@ def test_there_are_templates_for_every_procedure_that_builds_sql() -> None:
     assert len(TEMPLATES) >= 10
 
 
-def test_both_vector_search_forms_exist() -> None:
-    search = procedures()["search"].text
+@pytest.mark.parametrize("name", ["search", "search_chunks"])
+def test_both_vector_search_forms_exist(name: str) -> None:
+    search = procedures()[name].text
     assert VECTOR_SEARCH_EARLIER.search(fill(search.replace("''", "'"))), "SQL Server 2025: TOP_N"
     assert VECTOR_SEARCH_V3.search(fill(search.replace("''", "'"))), "Azure SQL v3 index: TOP (n) WITH APPROXIMATE"
-    assert "JSON_VALUE(vi.build_parameters, '$.Version')" in search
+    assert "EXEC sqlembed.vector_index_version" in search
+    assert "JSON_VALUE(vi.build_parameters, '$.Version')" in procedures()["vector_index_version"].text
 
 
 def test_ai_generate_embeddings_uses_the_documented_syntax() -> None:

@@ -45,6 +45,11 @@ SAMPLE = {
     "pk": "[id]",
     "ck": "[chunk_no]",
     "dimensions": "384",
+    "parent": "[dbo].[docs]",
+    "txt": "[body]",
+    "passage": "SUBSTRING(p.[body], r.chunk_offset, r.chunk_length)",
+    "join": " LEFT JOIN [dbo].[docs] AS p ON p.[id] = r.id",
+    "ranked": "SELECT 1 AS id, 1 AS chunk_no, 1 AS chunk_offset, 1 AS chunk_length, 0.5 AS distance, 1 AS rn",
 }
 
 _AGE = re.compile(

@@ -51,5 +51,7 @@ def test_every_setting_is_read_somewhere() -> None:
     """A setting that nothing reads is a lie in the table (LOG_LEVEL was one)."""
     root = Path(__file__).parents[2] / "python" / "sqlembed"
     code = "\n".join(p.read_text("utf-8") for p in root.rglob("*.py") if p.name != "settings.py")
-    unread = [n for n in Settings.model_fields if f".{n}" not in code and f'"{n}"' not in code]
+    own = (root / "settings.py").read_text("utf-8")  # its methods (database_urls(), ...) read some
+    unread = [n for n in Settings.model_fields
+              if f".{n}" not in code and f'"{n}"' not in code and f"self.{n}" not in own]
     assert not unread, unread

@@ -11,6 +11,7 @@ import numpy.typing as npt
 from aiohttp import web
 
 from sqlembed.api.state import Service
+from sqlembed.engine.embedder import mean_of_chunks
 from sqlembed.engine.pooling import check_dimensions, truncate_dimensions
 from sqlembed.engine.tokenizer import Direction
 
@@ -49,6 +50,8 @@ class EmbedResult:
 async def embed_texts(service: Service, texts: list[str], options: EmbedOptions = EmbedOptions()) -> EmbedResult:
     embedder, batcher, manifest = service.engine()
     check_dimensions(manifest.dimensions, options.dimensions)  # reject before doing the work
+    if options.truncate and service.settings.long_text == "chunk-mean":
+        return await _embed_chunk_mean(service, texts, options)
     direction = options.direction or service.settings.truncation_direction
     kw: dict[str, Any] = {"truncate": options.truncate, "input_type": options.input_type, "direction": direction}
     if len(texts) <= _INLINE_TOKENIZE_TEXTS:
@@ -58,6 +61,18 @@ async def embed_texts(service: Service, texts: list[str], options: EmbedOptions 
     vectors = await batcher.embed(encoded.ids)
     vectors = truncate_dimensions(vectors, options.dimensions, normalize=manifest.normalize)
     return EmbedResult(vectors, sum(len(t) for t in encoded.ids), encoded.dropped)
+
+
+async def _embed_chunk_mean(service: Service, texts: list[str], options: EmbedOptions) -> EmbedResult:
+    """SQLEMBED_LONG_TEXT=chunk-mean: an over-long text is the normalized mean of its chunks'
+    vectors instead of its first tokens' vector. Every request shape takes this path, so a text
+    has one vector whether it came alone (AI_GENERATE_EMBEDDINGS) or in a batch. Nothing is cut:
+    the truncated-tokens header says 0."""
+    embedder, batcher, manifest = service.engine()
+    encoded, counts = await asyncio.to_thread(embedder.encode_chunked, texts, input_type=options.input_type)
+    vectors = mean_of_chunks(await batcher.embed(encoded.ids), counts, [len(t) for t in encoded.ids])
+    vectors = truncate_dimensions(vectors, options.dimensions, normalize=manifest.normalize)
+    return EmbedResult(vectors, sum(len(t) for t in encoded.ids), 0)
 
 
 def with_headers(resp: web.StreamResponse, result: EmbedResult) -> web.StreamResponse:

@@ -44,6 +44,25 @@ class Embedder:
         return self.tokenizer.encode(texts, truncate=truncate, prompt=self.manifest.prompt_for(input_type),
                                      direction=direction)
 
+    def encode_chunked(self, texts: Sequence[str], *, input_type: str | None = None) -> tuple[Encoded, list[int]]:
+        """Every text as token ids, an over-long one as its chunks (no overlap, cut where
+        engine/chunking.py cuts); also how many entries each text has, in order."""
+        prompt = self.manifest.prompt_for(input_type)
+        first = self.tokenizer.encode(texts, prompt=prompt)
+        if not first.truncated:
+            return Encoded(first.ids), [1] * len(texts)
+        budget = self.tokenizer.max_length - 2 - self.tokenizer.prompt_tokens(prompt)
+        out, counts = Encoded([]), []
+        for text, ids in zip(texts, first.ids, strict=True):
+            if len(ids) < self.tokenizer.max_length:
+                out.ids.append(ids)
+                counts.append(1)
+                continue
+            pieces = [c.text for c in self.tokenizer.chunks(text, budget)] or [text]
+            out.ids.extend(self.tokenizer.encode(pieces, prompt=prompt).ids)
+            counts.append(len(pieces))
+        return out, counts
+
     def tokenize(self, texts: Sequence[str], *, truncate: bool = True, input_type: str | None = None,
                  direction: Direction = "right") -> list[TokenIds]:
         return self.encode(texts, truncate=truncate, input_type=input_type, direction=direction).ids
@@ -85,3 +104,18 @@ class Embedder:
     def close(self) -> None:
         self.backend.close()
 
+
+
+def mean_of_chunks(vectors: F32, counts: Sequence[int], weights: Sequence[int]) -> F32:
+    """One vector per text from its chunks' vectors (``counts`` consecutive rows each): their mean
+    weighted by tokens (a short last chunk counts for what it holds), L2-normalized."""
+    if all(n == 1 for n in counts):
+        return vectors
+    out = np.empty((len(counts), vectors.shape[1]), dtype=np.float32)
+    w = np.asarray(weights, dtype=np.float32)
+    start = 0
+    for i, n in enumerate(counts):
+        rows = slice(start, start + n)
+        out[i] = (vectors[rows] * w[rows, None]).sum(axis=0) / w[rows].sum()
+        start += n
+    return l2_normalize(out)

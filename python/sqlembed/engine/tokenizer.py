@@ -11,6 +11,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from sqlembed.engine.chunking import Chunk, chunk_spans
 from sqlembed.errors import InvalidInput
 
 TokenIds = npt.NDArray[np.int64]
@@ -69,8 +70,18 @@ class Tokenizer:
             out.ids.append(np.asarray(enc.ids, dtype=np.int64))
         return out
 
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the text's tokens, no special tokens, no truncation."""
+        return list(self._whole.encode(text, add_special_tokens=False).offsets)
+
+    def chunks(self, text: str, max_tokens: int, overlap: int = 0) -> list[Chunk]:
+        return chunk_spans(text, self.token_offsets(text), max_tokens, overlap)
+
+    def prompt_tokens(self, prompt: str | None) -> int:
+        return len(self._whole.encode(prompt, add_special_tokens=False).ids) if prompt else 0
+
     def _keep_end(self, whole: list[int], prompt: str | None) -> list[int]:
         """[CLS] + prompt + the last tokens of the text + [SEP], ``max_length`` in all."""
-        head = 1 + (len(self._whole.encode(prompt, add_special_tokens=False).ids) if prompt else 0)
+        head = 1 + self.prompt_tokens(prompt)
         tail = self.max_length - head - 1
         return whole[:head] + whole[len(whole) - 1 - tail: len(whole) - 1] + whole[-1:]

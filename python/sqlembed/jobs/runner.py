@@ -36,7 +36,8 @@ class JobRunner:
                                f"{', '.join(sorted(self.settings.database_urls())) or 'none (set SQLEMBED_DATABASES)'}",
                                param="db")
         spec = TableSpec(url, request["table"], request["key"], request["text"], request["vector"],
-                         request.get("where"), request.get("target_table"))
+                         request.get("where"), request.get("target_table"), request.get("chunk_table"),
+                         request.get("chunk_tokens"), request.get("chunk_overlap") or 0)
         spec.validate_shape()  # names and the row filter, before any SQL runs
         return spec
 
@@ -98,11 +99,12 @@ class JobRunner:
         r = job.request
         try:
             bj = bulk_job(spec, self.settings, dimensions=r.get("dimensions"), batch_rows=r.get("batch_rows"),
-                          expect_database=r.get("expect_database"))
+                          expect_database=r.get("expect_database"), sync=r.get("sync"))
             result = run(self.spark(), bj, job_group=job_id, on_progress=on_progress)
             job.rows_total, job.rows_done, job.rows_failed = result.rows_read, result.rows_embedded, result.rows_failed
             job.rows_per_s = round(result.rows_embedded / result.seconds, 2) if result.seconds else 0.0
             job.gpus = result.gpus
+            job.rows_deleted, job.mode = result.rows_deleted, result.mode
             job.request = {**job.request, "dimensions": result.dimensions}
             job.state = "succeeded"
         except Exception as exc:

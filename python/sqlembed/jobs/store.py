@@ -45,6 +45,10 @@ class JobRecord(TypedDict):
     rows_per_s: float
     last_error: str | None
     gpus: list[str]
+    rows_deleted: int
+    """Rows gone from the table whose state, chunks or target rows the job removed."""
+    mode: str | None
+    """How the job found its rows: hash (compared every row in the database) or changes."""
 
 
 @dataclass
@@ -61,6 +65,8 @@ class Job:
     rows_per_s: float = 0.0
     last_error: str | None = None
     gpus: list[str] = field(default_factory=list)
+    rows_deleted: int = 0
+    mode: str | None = None
 
     def public(self) -> JobRecord:
         return cast(JobRecord, asdict(self))

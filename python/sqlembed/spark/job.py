@@ -12,13 +12,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
+
+import orjson
 
 from sqlembed.db.targets import EmbeddingId, TableInfo, TableSpec, open_target
 from sqlembed.db.targets.spec import VectorType
 from sqlembed.engine.config import EngineSettings
 from sqlembed.errors import InvalidInput, UnprocessableInput
-from sqlembed.spark.partition import STATS_SCHEMA, PartitionConfig, embed_slices
+from sqlembed.spark.partition import SLICES_SCHEMA, STATS_SCHEMA, PartitionConfig, embed_slices
 from sqlembed.spark.progress import ProgressServer
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,10 @@ class BulkJob:
     expect_database: str | None = None
     progress_host: str | None = None
     progress_port: int = 0
+    sync: Literal["auto", "hash", "changes"] = "auto"
+    """auto: only the changed rows where the table records changes (SQL Server Change Tracking, the
+    SQLite change queue), else compare every row's hash in the database; changes: require (SQLite:
+    create) the change record; hash: always compare every row."""
 
 
 @dataclass
@@ -65,6 +71,9 @@ class JobResult:
     seconds: float
     gpus: list[str]
     dimensions: int = 0
+    rows_deleted: int = 0
+    mode: str = "hash"
+    """How pending rows were found: ``hash`` (every row compared in the database) or ``changes``."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +81,17 @@ class Plan:
     info: TableInfo
     eid: EmbeddingId
     total: int
-    bounds: list[tuple[Any, Any]]
+    work: list[tuple[Any, Any, str | None]]
+    """Per task: a key range [lo, hi), or (None, None, JSON list of changed keys)."""
+    deletes: list[Any]
+    mode: str
+    version: int | None
+    """The change version to record once the job succeeds."""
 
 
 def plan(job: BulkJob, slices: int) -> Plan:
-    """On the driver: names from the catalog, the embedding's identity, slice bounds in one query."""
+    """On the driver: names from the catalog, the embedding's identity, then either slice bounds in
+    one query (compare every row) or the keys that changed since the last sync."""
     from sqlembed.engine.store import ModelStore
 
     manifest = ModelStore(job.engine.model_dir).get(job.engine.model_id)
@@ -91,12 +106,28 @@ def plan(job: BulkJob, slices: int) -> Plan:
             raise InvalidInput(f"{info.vector} holds {info.vector_type} vectors; the job asks for {job.vector_type}")
         # Bulk rows are passages: the model's passage prompt (if it has one) is part of the identity.
         prompt = "passage" if manifest.prompt_for("passage") is not None else None
-        eid = EmbeddingId(manifest.id, dims, job.vector_type or info.vector_type, prompt)
+        eid = EmbeddingId(manifest.id, dims, job.vector_type or info.vector_type, prompt,
+                          job.spec.chunk_tokens if info.chunked else None, job.spec.chunk_overlap)
         info = target.prepare(info, eid)
+        tracked = job.sync != "hash" and target.tracking(info)
+        if job.sync == "changes" and not tracked:
+            target.enable_tracking(info)  # SQLite: the trigger-fed queue; SQL Server: a DBA's step
+            tracked = True
+        version = changes = None
+        if tracked:
+            # Read the version before looking: changes committed meanwhile are seen again next time.
+            version = target.current_version(info)
+            changes = target.changes(info, target.sync_version(info, eid))
+        if changes is not None:
+            groups = [changes.upserts[i::slices] for i in range(min(slices, len(changes.upserts)))]
+            work: list[tuple[Any, Any, str | None]] = [
+                (None, None, orjson.dumps(g, default=str).decode()) for g in groups if g]
+            return Plan(info, eid, len(changes.upserts), work, changes.deletes, "changes", changes.version)
         total, bounds = target.slice_bounds(info, slices)
+        return Plan(info, eid, total, [(lo, hi, None) for lo, hi in bounds], target.deleted_keys(info),
+                    "changes" if tracked else "hash", version)
     finally:
         target.close()
-    return Plan(info, eid, total, bounds)
 
 
 def run(spark: Any, job: BulkJob, *, slices: int | None = None, job_group: str | None = None,
@@ -104,9 +135,11 @@ def run(spark: Any, job: BulkJob, *, slices: int | None = None, job_group: str |
     sc = spark.sparkContext
     threads = job.engine.threads or int(sc.getConf().get("spark.task.cpus", "1"))
     p = plan(job, slices or max(4 * sc.defaultParallelism, 1))
-    progress = Progress(rows_total=p.total, slices_total=len(p.bounds), started=time.monotonic())
-    if not p.bounds:
-        return JobResult(0, 0, 0, 0.0, [], p.eid.dimensions)
+    progress = Progress(rows_total=p.total, slices_total=len(p.work), started=time.monotonic())
+    deleted = _apply_deletes(job, p)
+    if not p.work:
+        _record_version(job, p)
+        return JobResult(0, 0, 0, 0.0, [], p.eid.dimensions, deleted, p.mode)
     driver = job.progress_host or sc.getConf().get("spark.driver.host") or "127.0.0.1"
     last = [0.0]
 
@@ -121,10 +154,11 @@ def run(spark: Any, job: BulkJob, *, slices: int | None = None, job_group: str |
     cfg = PartitionConfig(spec=job.spec, info=p.info, engine=job.engine.with_threads(threads), eid=p.eid,
                           batch_rows=job.batch_rows, page_rows=job.page_rows, db_retry_s=job.db_retry_s,
                           progress=server.address)
-    rows = [(i, lo, hi) for i, (lo, hi) in enumerate(p.bounds)]
+    rows = [(i, lo, hi, keys) for i, (lo, hi, keys) in enumerate(p.work)]
     # Keys may be ints or strings: carry them as strings only when they are strings.
-    key_type = "string" if any(isinstance(v, str) for b in p.bounds for v in b if v is not None) else "long"
-    df = spark.createDataFrame(rows, f"slice int, lo {key_type}, hi {key_type}").repartition(len(rows), "slice")
+    key_type = "string" if any(isinstance(v, str) for lo, hi, _ in p.work for v in (lo, hi) if v is not None) \
+        else "long"
+    df = spark.createDataFrame(rows, SLICES_SCHEMA.format(key=key_type)).repartition(len(rows), "slice")
     out = df.mapInPandas(lambda it: embed_slices(it, cfg), STATS_SCHEMA)
     if job_group:
         sc.setJobGroup(job_group, f"sqlembed {job.spec.table}", interruptOnCancel=True)
@@ -154,14 +188,37 @@ def run(spark: Any, job: BulkJob, *, slices: int | None = None, job_group: str |
     result = JobResult(
         rows_read=sum(r.rows_read for r in stats), rows_embedded=sum(r.embedded for r in stats),
         rows_failed=sum(r.failed for r in stats), seconds=time.perf_counter() - t0,
-        gpus=sorted({r.gpu for r in stats if r.gpu}), dimensions=p.eid.dimensions,
+        gpus=sorted({r.gpu for r in stats if r.gpu}), dimensions=p.eid.dimensions, rows_deleted=deleted,
+        mode=p.mode,
     )
-    progress.slices_done = len(p.bounds)
+    _record_version(job, p)
+    progress.slices_done = len(p.work)
     progress.rows_done, progress.rows_failed, progress.rows_read = (result.rows_embedded, result.rows_failed,
                                                                     result.rows_read)
     if on_progress is not None:
         on_progress(progress)
     return result
+
+
+def _apply_deletes(job: BulkJob, p: Plan) -> int:
+    """Rows gone from the table: their state rows and their chunks or target rows go too."""
+    if not p.deletes:
+        return 0
+    target = open_target(job.spec, retry_s=job.db_retry_s)
+    try:
+        return target.delete_rows(p.info, p.deletes)
+    finally:
+        target.close()
+
+
+def _record_version(job: BulkJob, p: Plan) -> None:
+    if p.version is None:
+        return
+    target = open_target(job.spec, retry_s=job.db_retry_s)
+    try:
+        target.save_sync_version(p.info, p.eid, p.version)
+    finally:
+        target.close()
 
 
 def bulk_job(spec: TableSpec, settings: Any, **fields: Any) -> BulkJob:

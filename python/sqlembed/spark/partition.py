@@ -10,6 +10,7 @@ Spark assigned to the task if any.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -19,12 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlembed.db.targets import EmbeddingId, PendingRow, TableInfo, TableSpec, WriteRow
+from sqlembed.db.targets.spec import ChunkRow, ChunkVector
 from sqlembed.engine.config import EngineSettings
 from sqlembed.spark.progress import ProgressAddress, ProgressReporter
 
 log = logging.getLogger(__name__)
 
 STATS_SCHEMA = "slice int, rows_read long, embedded long, failed long, seconds double, gpu string"
+SLICES_SCHEMA = "slice int, lo {key}, hi {key}, keys string"
+"""Each task's work: a key range [lo, hi), or (a change-driven sync) a JSON list of changed keys."""
 _DONE = object()
 
 
@@ -69,10 +73,49 @@ def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
     return False
 
 
-def run_slice(target: Any, emb: Any, cfg: PartitionConfig, lo: Any, hi: Any,
-              on_chunk: Callable[[int, int, int], None]) -> tuple[int, int, int]:
-    """(rows read, rows written, rows failed) for one key slice; ``on_chunk`` gets running totals."""
+def _pages(target: Any, cfg: PartitionConfig, lo: Any, hi: Any, keys: list[Any] | None) -> Iterator[list[PendingRow]]:
+    if keys is None:
+        yield from target.pending_pages(cfg.info, lo, hi, cfg.eid, cfg.page_rows)
+        return
+    for i in range(0, len(keys), cfg.page_rows):  # a change-driven sync: only the keys that changed
+        page = target.pending_for_keys(cfg.info, keys[i: i + cfg.page_rows], cfg.eid)
+        if page:
+            yield page
+
+
+def _embed_rows(target: Any, emb: Any, cfg: PartitionConfig, chunk: list[PendingRow]) -> list[Any]:
+    """What the writer writes for a chunk of pending rows: one vector per row, or every row's chunks."""
     from sqlembed.engine.pooling import truncate_dimensions
+
+    eid = cfg.eid
+
+    def vectors(texts: list[str]) -> Any:
+        return truncate_dimensions(emb.embed(texts, input_type=eid.prompt), eid.dimensions,
+                                   normalize=emb.manifest.normalize)
+
+    texts = [r.text or "" for r in chunk]  # the reader passes on only rows with a text and its hash
+    hashes = [r.hash or b"" for r in chunk]
+    if not cfg.info.chunked:
+        return [WriteRow(r.key, h, v) for r, h, v in zip(chunk, hashes, vectors(texts), strict=True)]
+    assert eid.chunk_tokens is not None
+    # The prompt and the special tokens count against the model's length, as in the online path.
+    budget = min(eid.chunk_tokens, emb.tokenizer.max_length - 2 - emb.tokenizer.prompt_tokens(
+        emb.manifest.prompt_for(eid.prompt)))
+    pieces = [emb.tokenizer.chunks(t, budget, min(eid.chunk_overlap, budget // 2 - 1)) for t in texts]
+    flat = [c.text for cs in pieces for c in cs]
+    vecs = iter(vectors(flat)) if flat else iter(())
+    rows = []
+    for r, t, h, cs in zip(chunk, texts, hashes, pieces, strict=True):
+        units = [target.text_units(t, c.offset, c.length) for c in cs]
+        rows.append(ChunkRow(r.key, h, [ChunkVector(c.no, off, n, next(vecs)) for c, (off, n) in zip(cs, units,
+                                                                                                  strict=True)]))
+    return rows
+
+
+def run_slice(target: Any, emb: Any, cfg: PartitionConfig, lo: Any, hi: Any,
+              on_chunk: Callable[[int, int, int], None], keys: list[Any] | None = None) -> tuple[int, int, int]:
+    """(rows read, rows written, rows failed) for one key slice (or one list of changed keys);
+    ``on_chunk`` gets running totals."""
 
     chunks: queue.Queue[Any] = queue.Queue(maxsize=cfg.queue_chunks)
     written: queue.Queue[Any] = queue.Queue(maxsize=cfg.queue_chunks)
@@ -83,7 +126,7 @@ def run_slice(target: Any, emb: Any, cfg: PartitionConfig, lo: Any, hi: Any,
     def read() -> None:
         pending: list[PendingRow] = []
         try:
-            for page in target.pending_pages(cfg.info, lo, hi, cfg.eid, cfg.page_rows):
+            for page in _pages(target, cfg, lo, hi, keys):
                 with lock:
                     counts["read"] += len(page)
                     counts["failed"] += sum(1 for r in page if r.text is None)
@@ -102,7 +145,8 @@ def run_slice(target: Any, emb: Any, cfg: PartitionConfig, lo: Any, hi: Any,
             item = written.get()
             if item is _DONE:
                 return
-            done = target.write(cfg.info, item, cfg.eid)
+            done = (target.write_chunks(cfg.info, item, cfg.eid) if cfg.info.chunked
+                    else target.write(cfg.info, item, cfg.eid))
             with lock:
                 counts["done"] += done
                 totals = counts["done"], counts["failed"], counts["read"]
@@ -123,9 +167,7 @@ def run_slice(target: Any, emb: Any, cfg: PartitionConfig, lo: Any, hi: Any,
                 continue
             if chunk is _DONE:
                 break
-            vectors = truncate_dimensions(emb.embed([r.text for r in chunk], input_type=cfg.eid.prompt),
-                                          cfg.eid.dimensions, normalize=emb.manifest.normalize)
-            rows = [WriteRow(r.key, r.hash, v) for r, v in zip(chunk, vectors, strict=True)]
+            rows = _embed_rows(target, emb, cfg, chunk)
             if not _put(written, rows, stop) or writer.error is not None:
                 break
         if reader.error is not None:
@@ -140,6 +182,16 @@ def run_slice(target: Any, emb: Any, cfg: PartitionConfig, lo: Any, hi: Any,
         writer.join(timeout=30)
     with lock:
         return counts["read"], counts["done"], counts["failed"]
+
+
+def _native(value: Any) -> Any:
+    """A bound from a pandas frame as a Python value: None for a missing one, and never a numpy
+    scalar, which sqlite3 would bind as a BLOB (every integer compares below a BLOB)."""
+    import pandas as pd
+
+    if value is None or pd.isna(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def embed_slices(batches: Iterator[Any], cfg: PartitionConfig) -> Iterator[Any]:
@@ -157,13 +209,14 @@ def embed_slices(batches: Iterator[Any], cfg: PartitionConfig) -> Iterator[Any]:
     attempt = ctx.attemptNumber() if ctx is not None else 0
     try:
         for frame in batches:
-            for sl, lo, hi in frame.itertuples(index=False):
+            for sl, lo, hi, keys_json in frame.itertuples(index=False):
                 t0 = time.perf_counter()
+                keys = None if keys_json is None or (isinstance(keys_json, float) and pd.isna(keys_json)) \
+                    else json.loads(keys_json)
                 def on_chunk(done: int, failed: int, read: int, sl: int = int(sl)) -> None:
                     reporter.report(sl, attempt, done, failed, read)
 
-                read, done, failed = run_slice(target, emb, cfg, None if pd.isna(lo) else lo,
-                                               None if pd.isna(hi) else hi, on_chunk)
+                read, done, failed = run_slice(target, emb, cfg, _native(lo), _native(hi), on_chunk, keys)
                 reporter.report(int(sl), attempt, done, failed, read)
                 yield pd.DataFrame([{"slice": int(sl), "rows_read": read, "embedded": done, "failed": failed,
                                      "seconds": time.perf_counter() - t0, "gpu": gpu or ""}])

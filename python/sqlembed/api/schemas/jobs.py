@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 from typing_extensions import TypedDict
@@ -24,6 +24,14 @@ class JobRequest(Request):
         description="one boolean expression over the table's columns and literals (comparisons, AND/OR/NOT, "
                     "IN, BETWEEN, LIKE, IS NULL); anything else is refused with 400 before any SQL runs")
     target_table: Name | None = Field(None, description="write (key, vector) here instead of the vector column")
+    chunk_table: Name | None = Field(
+        None, description="write each row's chunks here (key, chunk_no, chunk_offset, chunk_length, vector; "
+                          "1-based offsets in characters of the text), created where it does not exist")
+    chunk_tokens: int | None = Field(None, ge=8, le=8192, description="tokens per chunk (with chunk_table)")
+    chunk_overlap: int = Field(0, ge=0, le=4096, description="tokens shared by consecutive chunks")
+    sync: Literal["auto", "hash", "changes"] = Field(
+        "auto", description="auto: only changed rows where the table records changes (Change Tracking), else "
+                            "compare every row's text hash in the database; changes: require it; hash: always compare")
     batch_rows: int | None = Field(None, ge=1, le=100_000, description="rows per embed + write chunk")
     dimensions: Dimensions | None = Field(
         None, description="keep the first n dimensions and re-normalize (default: the column's size)")

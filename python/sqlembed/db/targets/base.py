@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from sqlembed.db.targets.spec import Dialect, PendingRow, TableSpec, VectorType, WriteRow
+from sqlembed.db.targets.spec import ChangeSet, ChunkRow, Dialect, PendingRow, TableSpec, VectorType, WriteRow
 from sqlembed.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,15 @@ class EmbeddingId:
     dimensions: int
     vector_type: VectorType = "float32"
     prompt: str | None = None
+    chunk_tokens: int | None = None
+    chunk_overlap: int = 0
 
     @property
     def variant(self) -> str:
-        return f"d{self.dimensions};{self.vector_type}" + (f";{self.prompt}" if self.prompt else "")
+        """The same string ``sqlembed.embed_rows`` builds (d<dims>;<type>[;<prompt>]); chunked jobs add
+        their chunking, so changing it re-embeds every row."""
+        chunks = f";c{self.chunk_tokens}/{self.chunk_overlap}" if self.chunk_tokens else ""
+        return f"d{self.dimensions};{self.vector_type}" + (f";{self.prompt}" if self.prompt else "") + chunks
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,21 @@ class TableInfo:
     predicate: str | None = None
     """The row filter, parsed, checked and rendered for this database (alias ``t``)."""
     database: str | None = None
+    chunk_schema: str | None = None
+    chunk_name: str | None = None
+    primary_key: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def chunked(self) -> bool:
+        return self.chunk_name is not None
+
+    @property
+    def sync_target(self) -> str:
+        """What a sync version is kept for: the table's vectors, wherever they are written."""
+        where = self.chunk_name or self.target_name or self.name
+        schema = self.chunk_schema if self.chunk_name else self.target_schema if self.target_name else self.schema
+        return f"[{schema or ''}].[{where}].[{self.vector}]"
 
 
 class BulkTarget(Protocol):
@@ -81,6 +100,47 @@ class BulkTarget(Protocol):
         ...
 
     def write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int: ...
+
+    def write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
+        """Each parent's chunks replace its previous ones, with its state row, in one transaction."""
+        ...
+
+    # --- living tables: only what changed (change tracking, or SQLite's trigger-fed queue)
+
+    def tracking(self, info: TableInfo) -> bool:
+        """Whether the database records changes to this table (so a sync reads only those)."""
+        ...
+
+    def enable_tracking(self, info: TableInfo) -> None: ...
+
+    def changes(self, info: TableInfo, since: int | None) -> ChangeSet | None:
+        """Keys changed since ``since`` and the version to store after the sync; None when ``since``
+        is too old (the changes were cleaned up) or absent: then the whole table is compared."""
+        ...
+
+    def current_version(self, info: TableInfo) -> int: ...
+
+    def sync_version(self, info: TableInfo, eid: EmbeddingId) -> int | None:
+        """The change version the last successful sync of this target, with this embedding, reached."""
+        ...
+
+    def save_sync_version(self, info: TableInfo, eid: EmbeddingId, version: int) -> None: ...
+
+    def pending_for_keys(self, info: TableInfo, keys: Sequence[Any], eid: EmbeddingId) -> list[PendingRow]:
+        """Of these keys, the rows that need a vector (the same test as ``pending_pages``)."""
+        ...
+
+    def delete_rows(self, info: TableInfo, keys: Sequence[Any]) -> int:
+        """Rows gone from the table: their state rows, chunks (chunked jobs) or target rows go too."""
+        ...
+
+    def deleted_keys(self, info: TableInfo) -> list[Any]:
+        """Keys with a state row but no row in the table any more (the hash-scan path's deletes)."""
+        ...
+
+    def text_units(self, text: str, offset: int, length: int) -> tuple[int, int]:
+        """A chunk's character position in the units the database's SUBSTRING counts."""
+        ...
 
     def close(self) -> None: ...
 
@@ -161,6 +221,14 @@ class SqlTarget:
                 time.sleep(delay)
                 delay = min(delay * 2, 8.0)
                 self.engine.dispose()  # drop pooled connections that may be dead
+
+
+def collapse(changes: Sequence[tuple[Any, str]]) -> tuple[list[Any], list[Any]]:
+    """(upserts, deletes) from (key, operation) in version order: a key's last operation wins."""
+    last: dict[Any, str] = {}
+    for key, op in changes:
+        last[key] = op
+    return [k for k, op in last.items() if op != "D"], [k for k, op in last.items() if op == "D"]
 
 
 def pairs(bounds: list[Any]) -> list[tuple[Any, Any]]:

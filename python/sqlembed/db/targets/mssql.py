@@ -1,6 +1,7 @@
-"""SQL Server: names resolved in the catalog, pending rows decided by HASHBYTES on the server, and
-each chunk written in one round trip (one JSON document parameter, OPENJSON on the server, a
-set-based UPDATE or MERGE and the state MERGE in one transaction).
+"""SQL Server: names resolved in the catalog, pending rows decided by HASHBYTES on the server, each
+chunk written in one round trip (one JSON document parameter, OPENJSON on the server, a set-based
+UPDATE or MERGE and the state MERGE in one transaction), and living tables synced from Change
+Tracking (CHANGETABLE) so a re-sync reads only the rows that changed.
 
 The state table (migration 030) is keyed by SHA-256 of (source table, key text); both hashes are
 computed by SQL Server, exactly as ``sqlembed.embed_rows`` computes them, so the two paths share
@@ -15,8 +16,8 @@ from typing import Any, ClassVar
 
 import orjson
 
-from sqlembed.db.targets.base import EmbeddingId, SqlTarget, TableInfo, pairs
-from sqlembed.db.targets.spec import Dialect, PendingRow, VectorType, WriteRow, render_predicate
+from sqlembed.db.targets.base import EmbeddingId, SqlTarget, TableInfo, collapse, pairs
+from sqlembed.db.targets.spec import ChangeSet, ChunkRow, Dialect, PendingRow, VectorType, WriteRow, render_predicate
 from sqlembed.db.targets.vectors import as_type
 from sqlembed.errors import InvalidInput
 
@@ -24,8 +25,11 @@ KEY_TYPES = {"int", "bigint", "smallint", "tinyint", "uniqueidentifier", "nvarch
 TEXT_TYPES = {"nvarchar", "varchar", "nchar", "char", "ntext", "text"}
 _COLLATION = re.compile(r"[A-Za-z0-9_]{1,128}")
 STATE = "sqlembed.embedding_state"
+SYNC = "sqlembed.sync_state"
 # The state key exactly as migration 030's computed column and sqlembed.embed_rows build it.
-STATE_KEY = "HASHBYTES('SHA2_256', CAST(:src AS nvarchar(300)) + NCHAR(0) + CAST(t.{k} AS nvarchar(4000)))"
+STATE_KEY = "HASHBYTES('SHA2_256', CAST(:src AS nvarchar(600)) + NCHAR(0) + CAST({col} AS nvarchar(4000)))"
+_COLUMNS = ("SELECT c.name, TYPE_NAME(c.user_type_id), c.max_length, c.collation_name, c.vector_dimensions, "
+            "c.vector_base_type_desc FROM sys.columns AS c WHERE c.object_id = OBJECT_ID(:t)")
 
 
 def _declared(type_name: str, max_length: int) -> str:
@@ -34,6 +38,11 @@ def _declared(type_name: str, max_length: int) -> str:
     if type_name in ("varchar", "char"):
         return f"{type_name}({max_length})"
     return type_name
+
+
+def utf16_offset(text: str, offset: int) -> int:
+    """A code-point offset as UTF-16 code units: SUBSTRING on nvarchar counts those (non-SC collations)."""
+    return offset + sum(1 for ch in text[:offset] if ord(ch) > 0xFFFF)
 
 
 class MssqlTarget(SqlTarget):
@@ -66,9 +75,12 @@ class MssqlTarget(SqlTarget):
             if not state_ok:
                 raise InvalidInput("sqlembed.embedding_state is missing or older than this version: "
                                    "run `sqlembed db deploy` first")
-            cols = {r[0]: r for r in conn.execute(sql_text(
-                "SELECT c.name, TYPE_NAME(c.user_type_id), c.max_length, c.collation_name, c.vector_dimensions, "
-                "c.vector_base_type_desc FROM sys.columns AS c WHERE c.object_id = :oid"), {"oid": oid})}
+            cols = {r[0]: r for r in conn.execute(sql_text(_COLUMNS), {"t": f"{schema}.{name}"})}
+            primary = tuple(r[0] for r in conn.execute(sql_text(
+                "SELECT c.name FROM sys.indexes AS i JOIN sys.index_columns AS ic ON ic.object_id = i.object_id "
+                "AND ic.index_id = i.index_id JOIN sys.columns AS c ON c.object_id = ic.object_id "
+                "AND c.column_id = ic.column_id WHERE i.object_id = :oid AND i.is_primary_key = 1 "
+                "ORDER BY ic.key_ordinal"), {"oid": oid}))
             lower = {c.lower(): c for c in cols}
 
             def column(requested: str) -> Any:
@@ -83,36 +95,39 @@ class MssqlTarget(SqlTarget):
                                    "character keys up to 4000 characters)")
             if text[1] not in TEXT_TYPES:
                 raise InvalidInput(f"text column {text[0]} is {text[1]}, not a character type")
+            tschema = tname = cschema = cname = None
             vec_schema, vec_table = schema, name
-            tschema = tname = None
             if self.spec.target_table:
                 tschema, _, tname = self.spec.target_table.rpartition(".")
                 tschema = tschema or schema
                 vec_schema, vec_table = tschema, tname
+            if self.spec.chunk_table:
+                cschema, _, cname = self.spec.chunk_table.rpartition(".")
+                cschema = cschema or schema
+                vec_schema, vec_table = cschema, cname
             vector = self._vector_column(conn, vec_schema, vec_table, self.spec.vector)
             perm = conn.execute(sql_text("SELECT HAS_PERMS_BY_NAME(:t, 'OBJECT', 'UPDATE', :c, 'COLUMN')"),
                                 {"t": f"{vec_schema}.{vec_table}", "c": vector[0] if vector else self.spec.vector}
                                 ).scalar()
-            if vector is not None and not perm:
+            if vector is not None and not self.spec.chunk_table and not perm:
                 raise InvalidInput(f"the service's login may not UPDATE {vector[0]} of [{vec_schema}].[{vec_table}]")
         collation = key[3] if key[3] and _COLLATION.fullmatch(key[3]) else None
         predicate = render_predicate(self.spec.where, self.dialect, "t", set(cols)) if self.spec.where else None
         vtype: VectorType = "float16" if vector is not None and vector[5] == "float16" else "float32"
+        source = f"[{schema}].[{name}]" + (f">[{cschema}].[{cname}]" if cname else "")
         return TableInfo(schema=schema, name=name, key=key[0], text=text[0],
                          vector=vector[0] if vector else self.spec.vector, key_type=_declared(key[1], key[2]),
-                         key_collation=collation, columns=frozenset(cols), state_source=f"[{schema}].[{name}]",
+                         key_collation=collation, columns=frozenset(cols), state_source=source,
                          vector_dims=int(vector[4]) if vector is not None and vector[4] else None, vector_type=vtype,
-                         target_schema=tschema, target_name=tname, predicate=predicate, database=database)
+                         target_schema=tschema, target_name=tname, predicate=predicate, database=database,
+                         chunk_schema=cschema, chunk_name=cname, primary_key=primary)
 
     def _vector_column(self, conn: Any, schema: str | None, table: str, column: str) -> Any:
         from sqlalchemy import text as sql_text
 
-        rows = conn.execute(sql_text(
-            "SELECT c.name, TYPE_NAME(c.user_type_id), c.max_length, c.collation_name, c.vector_dimensions, "
-            "c.vector_base_type_desc FROM sys.columns AS c WHERE c.object_id = OBJECT_ID(:t)"),
-            {"t": f"{schema}.{table}"}).fetchall()
-        if not rows and self.spec.target_table:
-            return None  # the target table is created by prepare()
+        rows = conn.execute(sql_text(_COLUMNS), {"t": f"{schema}.{table}"}).fetchall()
+        if not rows and (self.spec.target_table or self.spec.chunk_table):
+            return None  # the target or chunk table is created by prepare()
         by_name = {r[0].lower(): r for r in rows}
         found = by_name.get(column.lower())
         if found is None:
@@ -122,19 +137,32 @@ class MssqlTarget(SqlTarget):
         return found
 
     def _prepare(self, info: TableInfo, eid: EmbeddingId) -> TableInfo:
-        """Create the target table where it does not exist yet; check the vector size."""
+        """Create the target or chunk table where it does not exist yet; check the vector size."""
         from sqlalchemy import text as sql_text
 
         if info.vector_dims is not None and info.vector_dims != eid.dimensions:
             raise InvalidInput(f"{info.vector} is VECTOR({info.vector_dims}) but the job embeds {eid.dimensions} "
                                "dimensions: pass dimensions matching the column")
+        vec = f"VECTOR({int(eid.dimensions)}{', float16' if eid.vector_type == 'float16' else ''})"
+        k, v = self.quote(info.key), self.quote(info.vector)
+        ddl = None
         if info.target_name and info.vector_dims is None:
             target = self.qualified(info.target_schema, info.target_name)
-            ddl = (f"IF OBJECT_ID(:t, N'U') IS NULL CREATE TABLE {target} ({self.quote(info.key)} {info.key_type} "
-                   f"NOT NULL PRIMARY KEY, {self.quote(info.vector)} VECTOR({int(eid.dimensions)}"
-                   f"{', float16' if eid.vector_type == 'float16' else ''}) NULL)")
+            ddl = (f"IF OBJECT_ID(:t, N'U') IS NULL CREATE TABLE {target} "
+                   f"({k} {info.key_type} NOT NULL PRIMARY KEY, {v} {vec} NULL)",
+                   f"{info.target_schema}.{info.target_name}")
+        if info.chunk_name and info.vector_dims is None:
+            # An INT identity as the clustered primary key: the one a SQL Server 2025 vector index accepts.
+            name = info.chunk_name
+            ddl = (f"IF OBJECT_ID(:t, N'U') IS NULL CREATE TABLE {self.qualified(info.chunk_schema, name)} ("
+                   f"chunk_id int IDENTITY(1, 1) NOT NULL CONSTRAINT {self.quote('PK_' + name)} PRIMARY KEY CLUSTERED, "
+                   f"{k} {info.key_type} NOT NULL, chunk_no int NOT NULL, chunk_offset int NOT NULL, "
+                   f"chunk_length int NOT NULL, {v} {vec} NULL, "
+                   f"CONSTRAINT {self.quote('UQ_' + name + '_chunk')} UNIQUE ({k}, chunk_no))",
+                   f"{info.chunk_schema}.{name}")
+        if ddl is not None:
             with self.engine.begin() as conn:
-                conn.execute(sql_text(ddl), {"t": f"{info.target_schema}.{info.target_name}"})
+                conn.execute(sql_text(ddl[0]), {"t": ddl[1]})
         return info
 
     def _slice_bounds(self, info: TableInfo, slices: int) -> tuple[int, list[tuple[Any, Any]]]:
@@ -142,7 +170,7 @@ class MssqlTarget(SqlTarget):
 
         k = self.quote(info.key)
         where = f" WHERE {info.predicate}" if info.predicate else ""
-        sql = (f"SELECT x.b, MIN(x.k), COUNT_BIG(*) FROM (SELECT t.{k} AS k, NTILE(:n) OVER (ORDER BY t.{k}) AS b "  # nosec B608
+        sql = (f"SELECT x.b, MIN(x.k), COUNT_BIG(*) FROM (SELECT t.{k} AS k, NTILE(:n) OVER (ORDER BY t.{k}) AS b "
                f"FROM {self.qualified(info.schema, info.name)} AS t{where}) AS x GROUP BY x.b ORDER BY x.b")
         with self.engine.connect() as conn:
             tiles = conn.execute(sql_text(sql), {"n": max(1, slices)}).fetchall()
@@ -154,18 +182,43 @@ class MssqlTarget(SqlTarget):
 
     # --- executor tasks
 
-    def pending_pages(self, info: TableInfo, lo: Any, hi: Any, eid: EmbeddingId,
-                      page_rows: int) -> Iterator[list[PendingRow]]:
-        from sqlalchemy import text as sql_text
-
+    def _pending_sql(self, info: TableInfo, conds: list[str], top: bool, keys: bool = False) -> str:
         q = self.quote
         k, txt = q(info.key), q(info.text)
+        join = ""
+        if keys:
+            coll = f" COLLATE {info.key_collation}" if info.key_collation else ""
+            join += f" JOIN OPENJSON(:keys) WITH (k {info.key_type} '$') AS ck ON t.{k} = ck.k{coll}"
         if info.target_name:
-            join = (f" LEFT JOIN {self.qualified(info.target_schema, info.target_name)} AS tt "
-                    f"ON tt.{k} = t.{k}")
-            vec = f"tt.{q(info.vector)}"
+            join += f" LEFT JOIN {self.qualified(info.target_schema, info.target_name)} AS tt ON tt.{k} = t.{k}"
+            missing = f"CASE WHEN tt.{q(info.vector)} IS NULL THEN 1 ELSE 0 END"
+        elif info.chunked:
+            missing = "0"  # the state row says whether the parent's chunks are current
         else:
-            join, vec = "", f"t.{q(info.vector)}"
+            missing = f"CASE WHEN t.{q(info.vector)} IS NULL THEN 1 ELSE 0 END"
+        if info.predicate:
+            conds = [*conds, f"({info.predicate})"]
+        where = " AND ".join(conds) or "1 = 1"
+        return (f"SELECT {'TOP (:page) ' if top else ''}x.k, x.txt, x.h FROM (SELECT t.{k} AS k, "
+                f"CAST(t.{txt} AS nvarchar(max)) AS txt, "
+                f"CASE WHEN t.{txt} IS NULL OR DATALENGTH(t.{txt}) = 0 THEN NULL "
+                f"ELSE HASHBYTES('SHA2_256', CAST(t.{txt} AS nvarchar(max))) END AS h, "
+                f"{missing} AS missing, s.content_hash AS sh, s.model_id AS smid, s.variant AS svar "
+                f"FROM {self.qualified(info.schema, info.name)} AS t{join} "
+                f"LEFT JOIN {STATE} AS s ON s.key_hash = {STATE_KEY.format(col=f't.{k}')} WHERE {where}) AS x "
+                "WHERE x.h IS NULL OR x.missing = 1 OR x.sh IS NULL OR x.sh <> x.h OR x.smid <> :mid "
+                "OR x.svar <> :var ORDER BY x.k")
+
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[PendingRow]:
+        from sqlalchemy import text as sql_text
+
+        with self.engine.connect() as conn:
+            return [PendingRow(key, text if h is not None else None, bytes(h) if h is not None else None)
+                    for key, text, h in conn.execute(sql_text(sql), params)]
+
+    def pending_pages(self, info: TableInfo, lo: Any, hi: Any, eid: EmbeddingId,
+                      page_rows: int) -> Iterator[list[PendingRow]]:
+        k = self.quote(info.key)
         params: dict[str, Any] = {"src": info.state_source, "mid": eid.model_id, "var": eid.variant,
                                   "page": page_rows}
         bounds = []
@@ -182,41 +235,45 @@ class MssqlTarget(SqlTarget):
             elif not first:
                 conds.append(f"t.{k} > :after")
                 params["after"] = after
-            if info.predicate:
-                conds.append(f"({info.predicate})")
-            where = " AND ".join(conds) or "1 = 1"
-            sql = (f"SELECT TOP (:page) x.k, x.txt, x.h FROM (SELECT t.{k} AS k, "  # nosec B608
-                   f"CAST(t.{txt} AS nvarchar(max)) AS txt, "
-                   f"CASE WHEN t.{txt} IS NULL OR DATALENGTH(t.{txt}) = 0 THEN NULL "
-                   f"ELSE HASHBYTES('SHA2_256', CAST(t.{txt} AS nvarchar(max))) END AS h, "
-                   f"CASE WHEN {vec} IS NULL THEN 1 ELSE 0 END AS missing, s.content_hash AS sh, "
-                   f"s.model_id AS smid, s.variant AS svar FROM {self.qualified(info.schema, info.name)} AS t{join} "
-                   f"LEFT JOIN {STATE} AS s ON s.key_hash = {STATE_KEY.format(k=k)} WHERE {where}) AS x "
-                   "WHERE x.h IS NULL OR x.missing = 1 OR x.sh IS NULL OR x.sh <> x.h OR x.smid <> :mid "
-                   "OR x.svar <> :var ORDER BY x.k")
-
-            def page(sql: str = sql) -> list[PendingRow]:
-                with self.engine.connect() as conn:
-                    return [PendingRow(key, text if h is not None else None, bytes(h) if h is not None else None)
-                            for key, text, h in conn.execute(sql_text(sql), params)]
-
-            rows = self.retrying("reading pending rows", page)
+            sql = self._pending_sql(info, conds, top=True)
+            rows = self.retrying("reading pending rows", lambda sql=sql: self._rows(sql, params))  # type: ignore[misc]
             if rows:
                 yield rows
             if len(rows) < page_rows:
                 return
             after, first = rows[-1].key, False
 
+    def pending_for_keys(self, info: TableInfo, keys: Sequence[Any], eid: EmbeddingId) -> list[PendingRow]:
+        params = {"src": info.state_source, "mid": eid.model_id, "var": eid.variant,
+                  "keys": orjson.dumps(list(keys), default=str).decode()}
+        sql = self._pending_sql(info, [], top=False, keys=True)
+        return self.retrying("reading changed rows", lambda: self._rows(sql, params))
+
     def write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int:
         if not rows:
             return 0
         return self.retrying(f"writing {len(rows)} vectors", lambda: self._write(info, rows, eid))
 
+    def _vector_type(self, eid: EmbeddingId) -> str:
+        return f"VECTOR({int(eid.dimensions)}{', float16' if eid.vector_type == 'float16' else ''})"
+
+    def _state_merge(self) -> str:
+        return (f" MERGE {STATE} WITH (HOLDLOCK) AS s USING (SELECT DISTINCT "
+                "CAST(:src AS nvarchar(600)) AS source_table, d.row_key, d.h FROM @done AS d) AS x "
+                "ON s.key_hash = HASHBYTES('SHA2_256', x.source_table + NCHAR(0) + x.row_key) "
+                "WHEN MATCHED THEN UPDATE SET content_hash = x.h, model_id = :mid, variant = :var, "
+                "embedded_at = SYSUTCDATETIME() WHEN NOT MATCHED THEN INSERT (source_table, row_key, content_hash, "
+                "model_id, variant) VALUES (x.source_table, x.row_key, x.h, :mid, :var);")
+
+    _DONE = ("SET NOCOUNT ON; SET XACT_ABORT ON; DECLARE @done TABLE "
+             "(row_key nvarchar(4000) COLLATE DATABASE_DEFAULT NOT NULL, h binary(32) NOT NULL); ")
+
     def write_sql(self, info: TableInfo, eid: EmbeddingId) -> str:
-        """The one batch that writes a chunk: the vectors, then the state rows of exactly the rows written."""
+        """The one batch that writes a chunk of rows: the vectors, then the state rows of exactly the
+        rows written (MERGE ... WITH (HOLDLOCK), the state shared with embed_rows)."""
         q = self.quote
         k, v = q(info.key), q(info.vector)
-        vtype = f"VECTOR({int(eid.dimensions)}{', float16' if eid.vector_type == 'float16' else ''})"
+        vtype = self._vector_type(eid)
         coll = f" COLLATE {info.key_collation}" if info.key_collation else ""
         rows = (f"OPENJSON(:j) WITH (k {info.key_type} '$[0]', v nvarchar(max) '$[1]' AS JSON, "
                 "hx char(64) '$[2]') AS j")
@@ -231,16 +288,7 @@ class MssqlTarget(SqlTarget):
                      f"OUTPUT CAST(inserted.{k} AS nvarchar(4000)), CONVERT(binary(32), j.hx, 2) "
                      f"INTO @done (row_key, h) FROM {self.qualified(info.schema, info.name)} AS t "
                      f"JOIN {rows} ON t.{k} = j.k{coll};")
-        return ("SET NOCOUNT ON; SET XACT_ABORT ON; DECLARE @done TABLE "
-                "(row_key nvarchar(4000) COLLATE DATABASE_DEFAULT NOT NULL, h binary(32) NOT NULL); "
-                + apply +
-                f" MERGE {STATE} WITH (HOLDLOCK) AS s USING (SELECT DISTINCT "
-                "CAST(:src AS nvarchar(300)) AS source_table, d.row_key, d.h FROM @done AS d) AS x "
-                "ON s.key_hash = HASHBYTES('SHA2_256', x.source_table + NCHAR(0) + x.row_key) "
-                "WHEN MATCHED THEN UPDATE SET content_hash = x.h, model_id = :mid, variant = :var, "
-                "embedded_at = SYSUTCDATETIME() WHEN NOT MATCHED THEN INSERT (source_table, row_key, content_hash, "
-                "model_id, variant) VALUES (x.source_table, x.row_key, x.h, :mid, :var);"
-                " SELECT COUNT(*) FROM @done;")
+        return self._DONE + apply + self._state_merge() + " SELECT COUNT(*) FROM @done;"
 
     def _write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int:
         from sqlalchemy import text as sql_text
@@ -252,3 +300,164 @@ class MssqlTarget(SqlTarget):
                                    {"j": doc, "src": info.state_source, "mid": eid.model_id, "var": eid.variant}
                                    ).scalar()
         return int(written or 0)
+
+    def write_chunks_sql(self, info: TableInfo, eid: EmbeddingId) -> str:
+        """One batch: the parents' old chunks out, their new chunks in, their state rows, atomically."""
+        k, v = self.quote(info.key), self.quote(info.vector)
+        coll = f" COLLATE {info.key_collation}" if info.key_collation else ""
+        chunks = self.qualified(info.chunk_schema, info.chunk_name or "")
+        parents = (f"OPENJSON(:j) WITH (k {info.key_type} '$[0]', hx char(64) '$[1]', "
+                   "cs nvarchar(max) '$[2]' AS JSON) AS j")
+        return (self._DONE
+                + f"DELETE c FROM {chunks} AS c JOIN {parents} ON c.{k} = j.k{coll}; "
+                + f"INSERT {chunks} ({k}, chunk_no, chunk_offset, chunk_length, {v}) "
+                f"SELECT j.k, x.no, x.off, x.len, CAST(x.v AS {self._vector_type(eid)}) FROM {parents} "
+                "CROSS APPLY OPENJSON(j.cs) WITH (no int '$[0]', off int '$[1]', len int '$[2]', "
+                "v nvarchar(max) '$[3]' AS JSON) AS x; "
+                f"INSERT @done (row_key, h) SELECT CAST(j.k AS nvarchar(4000)), CONVERT(binary(32), j.hx, 2) "
+                f"FROM {parents};"
+                + self._state_merge() + " SELECT COUNT(*) FROM @done;")
+
+    def write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
+        if not rows:
+            return 0
+        return self.retrying(f"writing the chunks of {len(rows)} rows", lambda: self._write_chunks(info, rows, eid))
+
+    def _write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
+        from sqlalchemy import text as sql_text
+
+        doc = orjson.dumps([[r.key, r.hash.hex(), [[c.no + 1, c.offset + 1, c.length,
+                                                    as_type(c.vector, eid.vector_type)] for c in r.chunks]]
+                            for r in rows],
+                           option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+        with self.engine.begin() as conn:
+            written = conn.execute(sql_text(self.write_chunks_sql(info, eid)),
+                                   {"j": doc, "src": info.state_source, "mid": eid.model_id, "var": eid.variant}
+                                   ).scalar()
+        return int(written or 0)
+
+    # --- Change Tracking
+
+    def tracking(self, info: TableInfo) -> bool:
+        from sqlalchemy import text as sql_text
+
+        with self.engine.connect() as conn:
+            return bool(conn.execute(sql_text(
+                "SELECT COUNT(*) FROM sys.change_tracking_tables WHERE object_id = OBJECT_ID(:t)"),
+                {"t": f"{info.schema}.{info.name}"}).scalar())
+
+    def enable_tracking(self, info: TableInfo) -> None:
+        raise InvalidInput(
+            f"Change Tracking is not enabled on [{info.schema}].[{info.name}]; a DBA runs: ALTER DATABASE CURRENT "
+            "SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON); "
+            f"ALTER TABLE [{info.schema}].[{info.name}] ENABLE CHANGE_TRACKING WITH (TRACK_COLUMNS_UPDATED = ON); "
+            "and grants the service's login "
+            "VIEW CHANGE TRACKING on the table")
+
+    def current_version(self, info: TableInfo) -> int:
+        from sqlalchemy import text as sql_text
+
+        with self.engine.connect() as conn:
+            return int(conn.execute(sql_text("SELECT CHANGE_TRACKING_CURRENT_VERSION()")).scalar() or 0)
+
+    def changes(self, info: TableInfo, since: int | None) -> ChangeSet | None:
+        from sqlalchemy import text as sql_text
+
+        if since is None:
+            return None
+        if info.primary_key != (info.key,):
+            raise InvalidInput(f"Change Tracking reports primary keys: {info.key} must be the primary key of "
+                               f"[{info.schema}].[{info.name}] for a change-driven sync")
+        k = self.quote(info.key)
+        t = self.qualified(info.schema, info.name)
+
+        def read() -> ChangeSet | None:
+            with self.engine.connect() as conn:
+                low = conn.execute(sql_text("SELECT CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(:t))"),
+                                   {"t": f"{info.schema}.{info.name}"}).scalar()
+                if low is None:
+                    raise InvalidInput(f"Change Tracking is off for [{info.schema}].[{info.name}], or the service's "
+                                       "login lacks VIEW CHANGE TRACKING on it")
+                if since < int(low):
+                    return None  # cleaned up past our version: compare the whole table once
+                current = int(conn.execute(sql_text("SELECT CHANGE_TRACKING_CURRENT_VERSION()")).scalar() or 0)
+                # With TRACK_COLUMNS_UPDATED = ON, updates that left the text alone (our own vector
+                # writes, when the vector lives in the same table) are not changes; without it
+                # SYS_CHANGE_COLUMNS is NULL and every update is read (the hash test then skips it).
+                rows = conn.execute(sql_text(
+                    f"SELECT c.{k}, c.SYS_CHANGE_OPERATION FROM CHANGETABLE(CHANGES {t}, :v) AS c "
+                    "WHERE c.SYS_CHANGE_VERSION <= :cur AND (c.SYS_CHANGE_OPERATION <> 'U' "
+                    "OR c.SYS_CHANGE_COLUMNS IS NULL OR CHANGE_TRACKING_IS_COLUMN_IN_MASK("
+                    "COLUMNPROPERTY(OBJECT_ID(:t), :txt, 'ColumnId'), c.SYS_CHANGE_COLUMNS) = 1) "
+                    "ORDER BY c.SYS_CHANGE_VERSION"),
+                    {"v": since, "cur": current, "t": f"{info.schema}.{info.name}", "txt": info.text}).fetchall()
+            upserts, deletes = collapse([(key, str(op).strip()) for key, op in rows])
+            return ChangeSet(current, upserts, deletes)
+
+        return self.retrying("reading changes", read)
+
+    def sync_version(self, info: TableInfo, eid: EmbeddingId) -> int | None:
+        from sqlalchemy import text as sql_text
+
+        with self.engine.connect() as conn:
+            row = conn.execute(sql_text(
+                f"SELECT last_version, variant FROM {SYNC} WHERE sync_key = HASHBYTES('SHA2_256', "
+                "CAST(:s AS nvarchar(600)) + NCHAR(0) + CAST(:t AS nvarchar(600)))"),
+                               {"s": info.state_source, "t": info.sync_target}).fetchone()
+        return int(row[0]) if row is not None and row[1] == eid.variant else None
+
+    def save_sync_version(self, info: TableInfo, eid: EmbeddingId, version: int) -> None:
+        from sqlalchemy import text as sql_text
+
+        def save() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(sql_text(
+                    f"MERGE {SYNC} WITH (HOLDLOCK) AS s USING (SELECT CAST(:s AS nvarchar(600)) AS source_table, "
+                    "CAST(:t AS nvarchar(600)) AS target) AS x "
+                    "ON s.sync_key = HASHBYTES('SHA2_256', x.source_table + NCHAR(0) + x.target) "
+                    "WHEN MATCHED THEN UPDATE SET last_version = :v, variant = :var, updated_at = SYSUTCDATETIME() "
+                    "WHEN NOT MATCHED THEN INSERT (source_table, target, variant, last_version) "
+                    "VALUES (x.source_table, x.target, :var, :v);"),
+                    {"s": info.state_source, "t": info.sync_target, "v": version, "var": eid.variant})
+
+        self.retrying("recording the sync version", save)
+
+    def text_units(self, text: str, offset: int, length: int) -> tuple[int, int]:
+        """A chunk's position as SUBSTRING on nvarchar counts it (UTF-16 code units)."""
+        start = utf16_offset(text, offset)
+        return start, utf16_offset(text, offset + length) - start
+
+    def delete_rows(self, info: TableInfo, keys: Sequence[Any]) -> int:
+        from sqlalchemy import text as sql_text
+
+        if not keys:
+            return 0
+        k = self.quote(info.key)
+        coll = f" COLLATE {info.key_collation}" if info.key_collation else ""
+        doc = orjson.dumps(list(keys), default=str).decode()
+        gone = f"OPENJSON(:j) WITH (k {info.key_type} '$') AS g"
+        sql = "SET NOCOUNT ON; SET XACT_ABORT ON; "
+        if info.chunked:
+            sql += (f"DELETE c FROM {self.qualified(info.chunk_schema, info.chunk_name or '')} AS c "
+                    f"JOIN {gone} ON c.{k} = g.k{coll}; ")
+        if info.target_name:
+            sql += (f"DELETE tt FROM {self.qualified(info.target_schema, info.target_name)} AS tt "
+                    f"JOIN {gone} ON tt.{k} = g.k{coll}; ")
+        sql += (f"DELETE s FROM {STATE} AS s JOIN {gone} ON s.key_hash = {STATE_KEY.format(col='g.k')}; "
+                "SELECT @@ROWCOUNT;")
+
+        def delete() -> int:
+            with self.engine.begin() as conn:
+                return int(conn.execute(sql_text(sql), {"j": doc, "src": info.state_source}).scalar() or 0)
+
+        return self.retrying(f"deleting {len(keys)} rows' vectors", delete)
+
+    def deleted_keys(self, info: TableInfo) -> list[Any]:
+        from sqlalchemy import text as sql_text
+
+        k = self.quote(info.key)
+        sql = (f"SELECT TRY_CAST(s.row_key AS {info.key_type}) FROM {STATE} AS s WHERE s.source_table = :src "
+               f"AND NOT EXISTS (SELECT 1 FROM {self.qualified(info.schema, info.name)} AS t "
+               f"WHERE t.{k} = TRY_CAST(s.row_key AS {info.key_type}))")
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(sql_text(sql), {"src": info.state_source}) if r[0] is not None]

@@ -39,13 +39,25 @@ class TableSpec:
     vector: str
     where: str | None = None
     target_table: str | None = None
+    chunk_table: str | None = None
+    """Write chunk vectors here (parent key, chunk_no, chunk_offset, chunk_length, vector) instead of
+    one vector per row; created by the job where it does not exist."""
+    chunk_tokens: int | None = None
+    chunk_overlap: int = 0
 
     def validate_shape(self) -> None:
         parts = _names(self.table)
-        names = [*parts, self.key, self.text, self.vector, *(_names(self.target_table) if self.target_table else [])]
-        if len(parts) > 2 or (self.target_table and len(_names(self.target_table)) > 2) \
-                or not all(_IDENT.fullmatch(n) for n in names):
+        extra = [t for t in (self.target_table, self.chunk_table) if t]
+        names = [*parts, self.key, self.text, self.vector, *(n for t in extra for n in _names(t))]
+        if len(parts) > 2 or any(len(_names(t)) > 2 for t in extra) or not all(_IDENT.fullmatch(n) for n in names):
             raise InvalidInput("table and column names must be plain identifiers (schema.table allowed)")
+        if self.target_table and self.chunk_table:
+            raise InvalidInput("a job writes either a target table or a chunk table, not both")
+        if self.chunk_table is not None:
+            if self.chunk_tokens is None or not 8 <= self.chunk_tokens <= 8192:
+                raise InvalidInput("chunk_tokens (8 to 8192) is required with a chunk table", param="chunk_tokens")
+            if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
+                raise InvalidInput("chunk_overlap must be >= 0 and below half of chunk_tokens", param="chunk_overlap")
         if self.where is not None:
             predicate_columns(self.where, "tsql" if self.url.startswith("mssql") else "sqlite")
 
@@ -68,6 +80,30 @@ class WriteRow(NamedTuple):
     key: Any
     hash: bytes
     vector: Any  # float32 row (numpy), converted to the column's type by the target
+
+
+class ChunkVector(NamedTuple):
+    no: int
+    offset: int
+    """0-based character offset in the parent text; stored 1-based (AI_GENERATE_CHUNKS' convention)."""
+    length: int
+    vector: Any
+
+
+class ChunkRow(NamedTuple):
+    """All chunks of one parent row: written together, replacing the parent's previous chunks."""
+
+    key: Any
+    hash: bytes
+    chunks: list[ChunkVector]
+
+
+class ChangeSet(NamedTuple):
+    """Keys changed since a sync version (change tracking / the SQLite change queue)."""
+
+    version: int
+    upserts: list[Any]
+    deletes: list[Any]
 
 
 # --- row filters ---------------------------------------------------------------------------------

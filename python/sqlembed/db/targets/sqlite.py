@@ -1,18 +1,22 @@
 """SQLite (tests, small deployments): the state table lives beside the data; the content hash is a
-function registered on every connection, so pending rows are decided by the database."""
+function registered on every connection, so pending rows are decided by the database; changes are
+recorded by triggers into a queue table (the SQLite stand-in for SQL Server's change tracking)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from sqlembed.db.targets.base import EmbeddingId, SqlTarget, TableInfo, pairs
-from sqlembed.db.targets.spec import Dialect, PendingRow, WriteRow, render_predicate
+from sqlembed.db.targets.base import EmbeddingId, SqlTarget, TableInfo, collapse, pairs
+from sqlembed.db.targets.spec import ChangeSet, ChunkRow, Dialect, PendingRow, WriteRow, render_predicate
 from sqlembed.db.targets.vectors import vector_json
 from sqlembed.errors import InvalidInput
 
 STATE = "sqlembed_embedding_state"
+CHANGES = "sqlembed_changes"
+SYNC = "sqlembed_sync_state"
 HASH_FN = "sqlembed_text_hash"
 
 
@@ -40,12 +44,15 @@ class SqliteTarget(SqlTarget):
 
     # --- driver
 
+    def _columns(self, conn: Any, schema: str | None, name: str) -> dict[str, tuple[str, bool]]:
+        pragma = (f"PRAGMA {self.quote(schema)}.table_info({self.quote(name)})" if schema
+                  else f"PRAGMA table_info({self.quote(name)})")
+        return {r[1]: (str(r[2] or ""), bool(r[5])) for r in conn.exec_driver_sql(pragma)}
+
     def _check(self, expect_database: str | None) -> TableInfo:
         schema, name = self.spec.schema_and_name
         with self.engine.begin() as conn:
-            pragma = f"PRAGMA {self.quote(schema)}.table_info({self.quote(name)})" if schema \
-                else f"PRAGMA table_info({self.quote(name)})"
-            cols = {r[1]: str(r[2] or "") for r in conn.exec_driver_sql(pragma)}
+            cols = self._columns(conn, schema, name)
             if not cols:
                 raise InvalidInput(f"table {self.spec.table!r} not found")
             lower = {c.lower(): c for c in cols}
@@ -57,10 +64,8 @@ class SqliteTarget(SqlTarget):
                 return real or requested
 
             key, text = column(self.spec.key), column(self.spec.text)
-            vector = column(self.spec.vector, required=not self.spec.target_table)
-            predicate = None
-            if self.spec.where:
-                predicate = render_predicate(self.spec.where, self.dialect, "t", set(cols))
+            vector = column(self.spec.vector, required=not (self.spec.target_table or self.spec.chunk_table))
+            predicate = render_predicate(self.spec.where, self.dialect, "t", set(cols)) if self.spec.where else None
             conn.exec_driver_sql(
                 f"CREATE TABLE IF NOT EXISTS {STATE} (source_table TEXT NOT NULL, row_key TEXT NOT NULL, "
                 "content_hash BLOB NOT NULL, model_id TEXT NOT NULL, variant TEXT NOT NULL DEFAULT '', "
@@ -68,18 +73,34 @@ class SqliteTarget(SqlTarget):
             have = {r[1] for r in conn.exec_driver_sql(f"PRAGMA table_info({STATE})")}
             if "variant" not in have:  # a state table from sqlembed 0.1
                 conn.exec_driver_sql(f"ALTER TABLE {STATE} ADD COLUMN variant TEXT NOT NULL DEFAULT ''")
-            tschema, tname = None, None
-            if self.spec.target_table:
-                tschema, _, tname = self.spec.target_table.rpartition(".")
-                tschema = tschema or schema
-                conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {self.qualified(tschema, tname)} "
-                                     f"({self.quote(key)} PRIMARY KEY, {self.quote(vector)} TEXT)")
-        return TableInfo(schema=schema, name=name, key=key, text=text, vector=vector, key_type=cols[key],
-                         key_collation=None, columns=frozenset(cols), state_source=name, target_schema=tschema,
-                         target_name=tname, predicate=predicate)
+            conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {SYNC} (source_table TEXT NOT NULL, target TEXT NOT "
+                                 "NULL, variant TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (source_table, "
+                                 "target))")
+        tschema = tname = cschema = cname = None
+        if self.spec.target_table:
+            tschema, _, tname = self.spec.target_table.rpartition(".")
+            tschema = tschema or schema
+        if self.spec.chunk_table:
+            cschema, _, cname = self.spec.chunk_table.rpartition(".")
+            cschema = cschema or schema
+        source = name if cname is None else f"{name}>{cname}"
+        return TableInfo(schema=schema, name=name, key=key, text=text, vector=vector, key_type=cols[key][0],
+                         key_collation=None, columns=frozenset(cols), state_source=source, target_schema=tschema,
+                         target_name=tname, predicate=predicate, chunk_schema=cschema, chunk_name=cname,
+                         primary_key=tuple(c for c, (_, pk) in cols.items() if pk))
 
     def _prepare(self, info: TableInfo, eid: EmbeddingId) -> TableInfo:
-        return info  # SQLite columns have no declared vector size; the target table exists since check()
+        k, v = self.quote(info.key), self.quote(info.vector)
+        with self.engine.begin() as conn:
+            if info.target_name:
+                target = self.qualified(info.target_schema, info.target_name)
+                conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {target} ({k} PRIMARY KEY, {v} TEXT)")
+            if info.chunk_name:
+                conn.exec_driver_sql(
+                    f"CREATE TABLE IF NOT EXISTS {self.qualified(info.chunk_schema, info.chunk_name)} ({k} NOT NULL, "
+                    f"chunk_no INTEGER NOT NULL, chunk_offset INTEGER NOT NULL, chunk_length INTEGER NOT NULL, "
+                    f"{v} TEXT, PRIMARY KEY ({k}, chunk_no))")
+        return info
 
     def _from(self, info: TableInfo) -> str:
         return f"{self.qualified(info.schema, info.name)} AS t"
@@ -87,7 +108,7 @@ class SqliteTarget(SqlTarget):
     def _slice_bounds(self, info: TableInfo, slices: int) -> tuple[int, list[tuple[Any, Any]]]:
         k = self.quote(info.key)
         where = f" WHERE {info.predicate}" if info.predicate else ""
-        sql = (f"SELECT b, MIN(k), COUNT(*) FROM (SELECT t.{k} AS k, NTILE(:n) OVER (ORDER BY t.{k}) AS b "  # nosec B608
+        sql = (f"SELECT b, MIN(k), COUNT(*) FROM (SELECT t.{k} AS k, NTILE(:n) OVER (ORDER BY t.{k}) AS b "
                f"FROM {self._from(info)}{where}) GROUP BY b ORDER BY b")
         from sqlalchemy import text as sql_text
 
@@ -101,18 +122,34 @@ class SqliteTarget(SqlTarget):
 
     # --- executor tasks
 
+    def _pending_sql(self, info: TableInfo, conds: list[str]) -> str:
+        """The one pending test: no vector (not for chunked jobs: the state says), another text, model
+        or embedding; NULL or empty texts come back with no text (failed rows)."""
+        q = self.quote
+        k, txt = q(info.key), q(info.text)
+        join = ""
+        if info.target_name:
+            join = f" LEFT JOIN {self.qualified(info.target_schema, info.target_name)} AS tt ON tt.{k} = t.{k}"
+            missing = f"tt.{q(info.vector)} IS NULL"
+        elif info.chunked:
+            missing = "0"
+        else:
+            missing = f"t.{q(info.vector)} IS NULL"
+        if info.predicate:
+            conds = [*conds, f"({info.predicate})"]
+        where = " AND ".join(conds) or "1 = 1"
+        return (f"SELECT k, txt, h FROM (SELECT t.{k} AS k, t.{txt} AS txt, {missing} AS missing, "
+                f"CASE WHEN t.{txt} IS NULL OR t.{txt} = '' THEN NULL ELSE {HASH_FN}(t.{txt}) END AS h, "
+                f"s.content_hash AS sh, s.model_id AS smid, s.variant AS svar FROM {self._from(info)}{join} "
+                f"LEFT JOIN {STATE} AS s ON s.source_table = :src AND s.row_key = CAST(t.{k} AS TEXT) "
+                f"WHERE {where}) WHERE h IS NULL OR missing OR sh IS NULL OR sh <> h OR smid <> :mid "
+                f"OR svar <> :var ORDER BY k")
+
     def pending_pages(self, info: TableInfo, lo: Any, hi: Any, eid: EmbeddingId,
                       page_rows: int) -> Iterator[list[PendingRow]]:
         from sqlalchemy import text as sql_text
 
-        q = self.quote
-        k, txt = q(info.key), q(info.text)
-        if info.target_name:
-            join = (f" LEFT JOIN {self.qualified(info.target_schema, info.target_name)} AS tt "
-                    f"ON tt.{k} = t.{k}")
-            vec = f"tt.{q(info.vector)}"
-        else:
-            join, vec = "", f"t.{q(info.vector)}"
+        k = self.quote(info.key)
         params: dict[str, Any] = {"src": info.state_source, "mid": eid.model_id, "var": eid.variant,
                                   "page": page_rows}
         bounds = []
@@ -129,15 +166,7 @@ class SqliteTarget(SqlTarget):
             elif not first:
                 conds.append(f"t.{k} > :after")
                 params["after"] = after
-            if info.predicate:
-                conds.append(f"({info.predicate})")
-            where = " AND ".join(conds) or "1 = 1"
-            sql = (f"SELECT k, txt, h FROM (SELECT t.{k} AS k, t.{txt} AS txt, {vec} IS NULL AS missing, "  # nosec B608
-                   f"CASE WHEN t.{txt} IS NULL OR t.{txt} = '' THEN NULL ELSE {HASH_FN}(t.{txt}) END AS h, "
-                   f"s.content_hash AS sh, s.model_id AS smid, s.variant AS svar FROM {self._from(info)}{join} "
-                   f"LEFT JOIN {STATE} AS s ON s.source_table = :src AND s.row_key = CAST(t.{k} AS TEXT) "
-                   f"WHERE {where}) WHERE h IS NULL OR missing OR sh IS NULL OR sh <> h OR smid <> :mid "
-                   f"OR svar <> :var ORDER BY k LIMIT :page")
+            sql = self._pending_sql(info, conds) + " LIMIT :page"
 
             def page(sql: str = sql) -> list[PendingRow]:
                 with self.engine.connect() as conn:
@@ -151,10 +180,31 @@ class SqliteTarget(SqlTarget):
                 return
             after, first = rows[-1].key, False
 
+    def pending_for_keys(self, info: TableInfo, keys: Sequence[Any], eid: EmbeddingId) -> list[PendingRow]:
+        from sqlalchemy import text as sql_text
+
+        sql = self._pending_sql(info, [f"t.{self.quote(info.key)} IN (SELECT value FROM json_each(:keys))"])
+        params = {"src": info.state_source, "mid": eid.model_id, "var": eid.variant, "keys": json.dumps(list(keys))}
+
+        def read() -> list[PendingRow]:
+            with self.engine.connect() as conn:
+                return [PendingRow(key, text if h is not None else None, h)
+                        for key, text, h in conn.execute(sql_text(sql), params)]
+
+        return self.retrying("reading changed rows", read)
+
     def write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int:
         if not rows:
             return 0
         return self.retrying(f"writing {len(rows)} vectors", lambda: self._write(info, rows, eid))
+
+    def _state_rows(self, info: TableInfo, rows: Sequence[WriteRow] | Sequence[ChunkRow], eid: EmbeddingId) -> Any:
+        return [(info.state_source, r.key, r.hash, eid.model_id, eid.variant) for r in rows]
+
+    _UPSERT_STATE = (f"INSERT INTO {STATE} (source_table, row_key, content_hash, model_id, variant) "
+                     "VALUES (?, CAST(? AS TEXT), ?, ?, ?) ON CONFLICT(source_table, row_key) DO UPDATE SET "
+                     "content_hash = excluded.content_hash, model_id = excluded.model_id, variant = excluded.variant, "
+                     "embedded_at = CURRENT_TIMESTAMP")
 
     def _write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int:
         q = self.quote
@@ -164,15 +214,135 @@ class SqliteTarget(SqlTarget):
             cur = conn.connection.driver_connection.cursor()
             if info.target_name:
                 target = self.qualified(info.target_schema, info.target_name)
-                cur.executemany(f"INSERT INTO {target} ({k}, {v}) VALUES (?, ?) "  # nosec B608
+                cur.executemany(f"INSERT INTO {target} ({k}, {v}) VALUES (?, ?) "
                                 f"ON CONFLICT({k}) DO UPDATE SET {v} = excluded.{v}", values)
             else:
-                cur.executemany(f"UPDATE {self.qualified(info.schema, info.name)} SET {v} = ? "  # nosec B608
+                cur.executemany(f"UPDATE {self.qualified(info.schema, info.name)} SET {v} = ? "
                                 f"WHERE {k} = ?", [(vec, key) for key, vec in values])
-            cur.executemany(
-                f"INSERT INTO {STATE} (source_table, row_key, content_hash, model_id, variant) "  # nosec B608
-                "VALUES (?, CAST(? AS TEXT), ?, ?, ?) ON CONFLICT(source_table, row_key) DO UPDATE SET "
-                "content_hash = excluded.content_hash, model_id = excluded.model_id, variant = excluded.variant, "
-                "embedded_at = CURRENT_TIMESTAMP",
-                [(info.state_source, r.key, r.hash, eid.model_id, eid.variant) for r in rows])
+            cur.executemany(self._UPSERT_STATE, self._state_rows(info, rows, eid))
         return len(rows)
+
+    def write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
+        if not rows:
+            return 0
+        return self.retrying(f"writing the chunks of {len(rows)} rows", lambda: self._write_chunks(info, rows, eid))
+
+    def _write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
+        k, v = self.quote(info.key), self.quote(info.vector)
+        chunks = self.qualified(info.chunk_schema, info.chunk_name or "")
+        with self.engine.begin() as conn:
+            cur = conn.connection.driver_connection.cursor()
+            cur.executemany(f"DELETE FROM {chunks} WHERE {k} = ?", [(r.key,) for r in rows])
+            cur.executemany(
+                f"INSERT INTO {chunks} ({k}, chunk_no, chunk_offset, chunk_length, {v}) VALUES (?, ?, ?, ?, ?)",
+                [(r.key, c.no + 1, c.offset + 1, c.length, vector_json(c.vector, eid.vector_type))
+                 for r in rows for c in r.chunks])
+            cur.executemany(self._UPSERT_STATE, self._state_rows(info, rows, eid))
+        return len(rows)
+
+    # --- changes
+
+    def tracking(self, info: TableInfo) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.exec_driver_sql("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+                                         (self._trigger(info, "d"),)).scalar()
+        return bool(found == 1)
+
+    def _trigger(self, info: TableInfo, op: str) -> str:
+        return f"sqlembed_track_{info.name}_{op}"
+
+    def enable_tracking(self, info: TableInfo) -> None:
+        """A change queue fed by triggers: every insert, text update and delete records the key."""
+        t, k, txt = self.qualified(info.schema, info.name), self.quote(info.key), self.quote(info.text)
+        src = info.name.replace("'", "''")
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {CHANGES} (version INTEGER PRIMARY KEY AUTOINCREMENT, "
+                                 "source_table TEXT NOT NULL, k NOT NULL, op TEXT NOT NULL)")
+            conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {CHANGES}_source ON {CHANGES} (source_table, version)")
+            def record(row: str, op: str) -> str:
+                return f"INSERT INTO {CHANGES} (source_table, k, op) VALUES ('{src}', {row}.{k}, '{op}');"
+
+            # A changed key is the old key deleted and the new one inserted.
+            triggers = (("i", "INSERT", record("NEW", "I")), ("u", f"UPDATE OF {txt}", record("NEW", "U")),
+                        ("k", f"UPDATE OF {k}", record("OLD", "D") + " " + record("NEW", "I")),
+                        ("d", "DELETE", record("OLD", "D")))
+            for name, event, body in triggers:
+                conn.exec_driver_sql(f"CREATE TRIGGER IF NOT EXISTS {self.quote(self._trigger(info, name))} "
+                                     f"AFTER {event} ON {t} BEGIN {body} END")
+
+    def current_version(self, info: TableInfo) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.exec_driver_sql(f"SELECT COALESCE(MAX(version), 0) FROM {CHANGES}").scalar() or 0)
+
+    def changes(self, info: TableInfo, since: int | None) -> ChangeSet | None:
+        if since is None:
+            return None
+        with self.engine.connect() as conn:
+            oldest = conn.exec_driver_sql(f"SELECT MIN(version) FROM {CHANGES} WHERE source_table = ?",
+                                          (info.name,)).scalar()
+            current = int(conn.exec_driver_sql(f"SELECT COALESCE(MAX(version), 0) FROM {CHANGES}").scalar() or 0)
+            if oldest is not None and int(oldest) > since + 1 and since < self._cleaned(conn, info):
+                return None
+            rows = conn.exec_driver_sql(f"SELECT k, op FROM {CHANGES} WHERE source_table = ? AND version > ? "
+                                        "AND version <= ? ORDER BY version", (info.name, since, current)).fetchall()
+        upserts, deletes = collapse([(k, op) for k, op in rows])
+        return ChangeSet(current, upserts, deletes)
+
+    def _cleaned(self, conn: Any, info: TableInfo) -> int:
+        """Versions up to this were deleted from the queue (after every target synced past them)."""
+        return int(conn.exec_driver_sql(f"SELECT COALESCE(MIN(version), 0) FROM {SYNC} WHERE source_table = ?",
+                                        (info.name,)).scalar() or 0)
+
+    def sync_version(self, info: TableInfo, eid: EmbeddingId) -> int | None:
+        with self.engine.connect() as conn:
+            row = conn.exec_driver_sql(f"SELECT version, variant FROM {SYNC} WHERE source_table = ? AND target = ?",
+                                       (info.name, info.sync_target)).fetchone()
+        return int(row[0]) if row is not None and row[1] == eid.variant else None
+
+    def save_sync_version(self, info: TableInfo, eid: EmbeddingId, version: int) -> None:
+        def save() -> None:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(
+                    f"INSERT INTO {SYNC} (source_table, target, variant, version) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(source_table, target) DO UPDATE SET variant = excluded.variant, "
+                    "version = excluded.version", (info.name, info.sync_target, eid.variant, version))
+                # Queue entries every target of this table has synced past are no longer needed.
+                conn.exec_driver_sql(f"DELETE FROM {CHANGES} WHERE source_table = ? AND version <= "
+                                     f"(SELECT MIN(version) FROM {SYNC} WHERE source_table = ?)",
+                                     (info.name, info.name))
+
+        self.retrying("recording the sync version", save)
+
+    def text_units(self, text: str, offset: int, length: int) -> tuple[int, int]:
+        return offset, length  # substr() counts characters
+
+    def delete_rows(self, info: TableInfo, keys: Sequence[Any]) -> int:
+        if not keys:
+            return 0
+        k = self.quote(info.key)
+
+        def delete() -> int:
+            with self.engine.begin() as conn:
+                cur = conn.connection.driver_connection.cursor()
+                if info.chunked:
+                    cur.executemany(f"DELETE FROM {self.qualified(info.chunk_schema, info.chunk_name or '')} "
+                                    f"WHERE {k} = ?", [(key,) for key in keys])
+                if info.target_name:
+                    cur.executemany(f"DELETE FROM {self.qualified(info.target_schema, info.target_name)} "
+                                    f"WHERE {k} = ?", [(key,) for key in keys])
+                cur.executemany(f"DELETE FROM {STATE} WHERE source_table = ? AND row_key = CAST(? AS TEXT)",
+                                [(info.state_source, key) for key in keys])
+            return len(keys)
+
+        return self.retrying(f"deleting {len(keys)} rows' vectors", delete)
+
+    def deleted_keys(self, info: TableInfo) -> list[Any]:
+        # t.k = s.row_key, not CAST(t.k AS TEXT): SQLite gives the text the key column's affinity,
+        # so the key's index answers each probe (a cast on the key side scans the table per row).
+        k = self.quote(info.key)
+        sql = (f"SELECT s.row_key FROM {STATE} AS s WHERE s.source_table = ? AND NOT EXISTS "
+               f"(SELECT 1 FROM {self._from(info)} WHERE t.{k} = s.row_key)")
+        with self.engine.connect() as conn:
+            texts = [r[0] for r in conn.exec_driver_sql(sql, (info.state_source,))]
+        # Keys as the table stores them (the state keeps their text): integers stay integers.
+        return [int(t) if t.lstrip("-").isdigit() and info.key_type.upper().startswith("INT") else t for t in texts]
