@@ -33,17 +33,23 @@ def capture_logs_for_leak_scan() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Both precisions of the default model, built once per session with the real exporter.
+    """The default model in fp32 and static int8, and bf16 where the CPU has native bf16, built
+    once per session with the real exporter (int8 and bf16 start from the fp32 export).
 
-    Set SQLEMBED_TEST_MODEL_DIR to reuse a store between runs while developing.
+    Set SQLEMBED_TEST_MODEL_DIR to reuse a store between runs while developing; a model built
+    by an older recipe (e.g. dynamic int8) is rebuilt.
     """
-    from sqlembed.engine.build import build_model
-    from sqlembed.engine.store import ModelStore
+    from sqlembed.engine.build import build_model, is_current
+    from sqlembed.engine.cpu import read_cpu_caps
+    from sqlembed.engine.store import ModelStore, model_id
 
     root = Path(os.environ.get("SQLEMBED_TEST_MODEL_DIR") or tmp_path_factory.mktemp("models"))
     store = ModelStore(root)
-    for precision in ("fp32", "int8"):
-        build_model(store, precision=precision)
+    precisions = ["fp32", "int8"] + (["bf16"] if read_cpu_caps().bf16 else [])
+    for precision in precisions:
+        mid = model_id("all-minilm-l6-v2", precision)
+        stale = store.exists(mid) and not is_current(store.get(mid))
+        build_model(store, precision=precision, force=stale)
     return root
 
 

@@ -1,24 +1,62 @@
-"""Vectors match sentence-transformers (the reference a user would otherwise run)."""
+"""Vectors match sentence-transformers (the reference a user would otherwise run), per precision.
+
+Targets (issue 15): fp32 min cosine >= 0.9999; bf16 min >= 0.999 and top-10 neighbour overlap
+>= 0.99; static int8 min >= 0.99, top-10 >= 0.95, and a text's vector never depends on its
+batch partners. bf16 is tested where the CPU has native bf16 and skipped, with the reason,
+where it has not.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from sqlembed.benchmark.corpus import paragraphs
+from sqlembed.engine.backend import describe_backend
+from sqlembed.engine.cpu import read_cpu_caps
 from sqlembed.engine.embedder import Embedder
-from tests.support.engines import open_engine
+from sqlembed.engine.store import ModelStore
+from tests.support.engines import MODEL, open_engine
 from tests.support.texts import varied_texts
 
 pytestmark = pytest.mark.slow
 
 F32 = npt.NDArray[np.float32]
+CORPUS_TEXTS = 600
+NO_BF16 = pytest.mark.skipif(not read_cpu_caps().bf16, reason=(
+    f"bf16 needs a CPU with avx512_bf16 or amx_bf16; this one is {read_cpu_caps().summary()}"))
+PRECISIONS = ["fp32", "int8", pytest.param("bf16", marks=NO_BF16)]
+# (min cosine on the varied texts, min cosine on corpus paragraphs, top-10 overlap on the corpus)
+TARGETS = {"fp32": (0.9999, 0.9999, 0.999), "bf16": (0.999, 0.999, 0.99), "int8": (0.99, 0.99, 0.95)}
 
 
 def cosine(a: F32, b: F32) -> F32:
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def top10_overlap(ours: F32, reference: F32) -> float:
+    """Mean share of each text's 10 nearest neighbours (itself excluded) that both agree on."""
+
+    def top(v: F32) -> npt.NDArray[np.intp]:
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        sim = v @ v.T
+        np.fill_diagonal(sim, -np.inf)
+        return np.argpartition(-sim, 10, axis=1)[:, :10]
+
+    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top(ours), top(reference), strict=True)]))
+
+
+def _st_encode(texts: list[str]) -> F32:
+    from sentence_transformers import SentenceTransformer
+
+    from sqlembed.engine.build import default_source
+
+    st = SentenceTransformer(str(default_source()), device="cpu")
+    return np.asarray(st.encode(texts, batch_size=32), dtype=np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +68,36 @@ def texts() -> list[str]:
 
 @pytest.fixture(scope="module")
 def reference(texts: list[str]) -> F32:
-    from sentence_transformers import SentenceTransformer
-
-    from sqlembed.engine.build import default_source
-
-    st = SentenceTransformer(str(default_source()), device="cpu")
-    return np.asarray(st.encode(texts, batch_size=32), dtype=np.float32)
+    return _st_encode(texts)
 
 
-def _embedder(model_dir: Path, precision: str) -> Embedder:
-    return open_engine(model_dir, precision)
+@pytest.fixture(scope="module")
+def corpus() -> list[str]:
+    return paragraphs(CORPUS_TEXTS)
 
 
-def test_corpus_covers_the_hard_cases(texts: list[str], model_dir: Path) -> None:
-    tok = _embedder(model_dir, "fp32").tokenizer
+@pytest.fixture(scope="module")
+def corpus_reference(corpus: list[str]) -> F32:
+    return _st_encode(corpus)
+
+
+@pytest.fixture(scope="module")
+def engines(model_dir: Path) -> Iterator[dict[str, Embedder]]:
+    """One engine per precision, as `auto` serves it (bf16 and int8 on OpenVINO)."""
+    opened: dict[str, Embedder] = {}
+    yield opened
+    for emb in opened.values():
+        emb.close()
+
+
+def _embedder(engines: dict[str, Embedder], model_dir: Path, precision: str) -> Embedder:
+    if precision not in engines:
+        engines[precision] = open_engine(model_dir, precision, backend="auto")
+    return engines[precision]
+
+
+def test_corpus_covers_the_hard_cases(texts: list[str], model_dir: Path, engines: dict[str, Embedder]) -> None:
+    tok = _embedder(engines, model_dir, "fp32").tokenizer
     lengths = [len(t) for t in tok.encode(texts).ids]
     assert sum(n == 256 for n in lengths) >= 20, "needs texts truncated at 256 tokens"
     assert any("\u4e00" <= ch <= "\u9fff" for t in texts for ch in t), "needs CJK"
@@ -51,38 +105,95 @@ def test_corpus_covers_the_hard_cases(texts: list[str], model_dir: Path) -> None
     assert any("def " in t for t in texts), "needs code"
 
 
-def test_fp32_matches_sentence_transformers(texts: list[str], reference: F32, model_dir: Path) -> None:
-    ours = _embedder(model_dir, "fp32").embed(texts)
-    cos = cosine(ours, reference)
-    assert cos.min() >= 0.9999, f"worst fp32 text: {texts[int(cos.argmin())][:80]!r} cos={cos.min():.6f}"
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_matches_sentence_transformers(texts: list[str], reference: F32, model_dir: Path,
+                                       engines: dict[str, Embedder], precision: str) -> None:
+    cos = cosine(_embedder(engines, model_dir, precision).embed(texts), reference)
+    worst = texts[int(cos.argmin())][:80]
+    assert cos.min() >= TARGETS[precision][0], f"worst {precision} text: {worst!r} cos={cos.min():.6f}"
+    assert cos.mean() >= 0.999, f"{precision} mean cosine {cos.mean():.5f}"
 
 
-def test_int8_mean_fidelity(texts: list[str], reference: F32, model_dir: Path) -> None:
-    cos = cosine(_embedder(model_dir, "int8").embed(texts), reference)
+@pytest.mark.parametrize("precision", ["int8", pytest.param("bf16", marks=NO_BF16)])
+def test_keeps_the_neighbours(corpus: list[str], corpus_reference: F32, model_dir: Path,
+                              engines: dict[str, Embedder], precision: str) -> None:
+    ours = _embedder(engines, model_dir, precision).embed(corpus)
+    cos = cosine(ours, corpus_reference)
+    _, min_cos, top10 = TARGETS[precision]
+    assert cos.min() >= min_cos, f"{precision} min cosine {cos.min():.5f} on {corpus[int(cos.argmin())][:80]!r}"
+    overlap = top10_overlap(ours, corpus_reference)
+    assert overlap >= top10, f"{precision} top-10 neighbour overlap {overlap:.4f} over {len(corpus)} paragraphs"
+
+
+def test_int8_mean_fidelity(texts: list[str], reference: F32, model_dir: Path, engines: dict[str, Embedder]) -> None:
+    cos = cosine(_embedder(engines, model_dir, "int8").embed(texts), reference)
     assert cos.mean() >= 0.99, f"int8 mean cosine {cos.mean():.4f}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap, docs/benchmarks.md: dynamic per-tensor int8 (AVX2, no VNNI) reaches min cosine ~0.96 "
-    "on very short texts and some scripts; the issue's target is 0.98"))
-def test_int8_min_fidelity(texts: list[str], reference: F32, model_dir: Path) -> None:
-    cos = cosine(_embedder(model_dir, "int8").embed(texts), reference)
-    assert cos.min() >= 0.98, f"int8 min cosine {cos.min():.4f} on {texts[int(cos.argmin())][:80]!r}"
+def test_int8_min_fidelity(texts: list[str], reference: F32, model_dir: Path, engines: dict[str, Embedder]) -> None:
+    """Was a strict xfail (dynamic int8: min 0.96 on very short texts and some scripts)."""
+    cos = cosine(_embedder(engines, model_dir, "int8").embed(texts), reference)
+    assert cos.min() >= 0.99, f"int8 min cosine {cos.min():.4f} on {texts[int(cos.argmin())][:80]!r}"
 
 
-@pytest.mark.parametrize("precision", [
-    "fp32",
-    pytest.param("int8", marks=pytest.mark.xfail(strict=True, reason=(
-        "known gap, docs/benchmarks.md: dynamic int8 picks one activation scale per batch, so batch "
-        "partners move a vector (cosine ~0.99)"))),
-])
-def test_batch_invariance(texts: list[str], model_dir: Path, precision: str) -> None:
-    emb = _embedder(model_dir, precision)
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_batch_invariance(texts: list[str], model_dir: Path, engines: dict[str, Embedder], precision: str) -> None:
+    """A text alone versus inside one maximally padded batch of 64 (int8 was a strict xfail:
+    dynamic int8 picked one activation scale per batch, cosine ~0.99).
+
+    Static int8 moved one text of 64 by 1.1e-4 in cosine (measured 0.99989): its non-int8 layers
+    run in bf16, and bf16 kernels for a [1, n] and a [64, 256] input block their sums differently
+    (with those layers in f32 it is exact, at half the speed). The partner test below is bit-exact."""
+    emb = _embedder(engines, model_dir, precision)
     rng = np.random.default_rng(7)
     batch = [texts[i] for i in rng.choice(len(texts), size=64, replace=False)]
     lengths = [len(t) for t in emb.tokenizer.encode(batch).ids]
     assert max(lengths) - min(lengths) > 100, "the batch must mix lengths so padding is exercised"
-    # One forward pass over all 64 (maximal padding) versus each text alone.
     together = emb.embed_tokens(emb.tokenizer.encode(batch).ids)
     alone = np.vstack([emb.embed([t]) for t in batch])
-    assert cosine(together, alone).min() >= 0.99999
+    assert cosine(together, alone).min() >= (0.9995 if precision == "int8" else 0.99999)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_partners_do_not_move_a_vector(texts: list[str], model_dir: Path, engines: dict[str, Embedder],
+                                       precision: str) -> None:
+    """The same text in batches of the same shape with different partners, at different places:
+    static activation scales make its vector the same (bit for bit here)."""
+    emb = _embedder(engines, model_dir, precision)
+    enc = emb.tokenizer.encode(texts).ids
+    longest = int(np.argmax([len(e) for e in enc]))
+    rng = np.random.default_rng(11)
+    for probe in rng.choice(len(texts), size=8, replace=False):
+        if probe == longest:
+            continue
+        others = [k for k in range(len(texts)) if k not in (probe, longest)]
+        a, b = rng.choice(others, 30, replace=False), rng.choice(others, 30, replace=False)
+        first = emb.embed_tokens([enc[longest], *(enc[k] for k in a), enc[probe]])[-1]
+        second = emb.embed_tokens([enc[longest], *(enc[k] for k in b[:15]), enc[probe], *(enc[k] for k in b[15:])])[16]
+        assert np.abs(first - second).max() <= 1e-6, f"{precision}: partners moved {texts[probe][:60]!r}"
+
+
+@pytest.mark.parametrize("precision", ["int8", pytest.param("bf16", marks=NO_BF16)])
+def test_served_by_openvino_in_the_precision_asked(model_dir: Path, engines: dict[str, Embedder],
+                                                  precision: str) -> None:
+    info = describe_backend(_embedder(engines, model_dir, precision).backend)
+    assert info["backend"] == "openvino" and info["why"]
+    kernels = info["fully_connected_kernels"]
+    if precision == "bf16":
+        assert info["inference_precision"] == "bf16" and set(kernels) == {"bf16"}
+    else:
+        assert kernels.get("u8", 0) + kernels.get("i8", 0) >= 24, f"int8 kernels: {kernels}"
+        m = ModelStore(model_dir).get(f"{MODEL}-int8")
+        assert m.runtime == "openvino" and m.model_file == "model.xml"
+        assert m.quantization["smooth_quant_alpha"] == 0.8
+        assert m.quantization["calibration_sha256"].startswith("sha256:")
+
+
+def test_fp32_on_openvino_matches(texts: list[str], reference: F32, model_dir: Path) -> None:
+    """fp32 asked of OpenVINO stays fp32 (its default on a bf16 CPU would be bf16)."""
+    emb = open_engine(model_dir, "fp32", backend="openvino")
+    try:
+        assert describe_backend(emb.backend)["inference_precision"] == "f32"
+        assert cosine(emb.embed(texts), reference).min() >= 0.9999
+    finally:
+        emb.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -13,6 +13,10 @@ class Backend(Protocol):
 
     Pooling and normalization live in ``engine.pooling`` so every backend shares one implementation.
     ``forward`` may be called from a worker thread; it must not touch the event loop.
+
+    A backend may also have ``describe() -> dict``: the runtime, the precision it computes in, the
+    CPU flags or device it uses and why it was chosen (logged at start, shown by /readyz); read it
+    through ``describe_backend``.
     """
 
     name: str
@@ -22,3 +26,11 @@ class Backend(Protocol):
     ) -> npt.NDArray[np.float32]: ...
 
     def close(self) -> None: ...
+
+
+def describe_backend(backend: Backend) -> dict[str, Any]:
+    """What the backend says about itself; at least its name."""
+    describe = getattr(backend, "describe", None)
+    info: dict[str, Any] = dict(describe()) if callable(describe) else {}
+    info.setdefault("backend", backend.name)
+    return info

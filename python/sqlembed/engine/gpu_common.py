@@ -79,7 +79,19 @@ def choose_backend(a: Availability) -> tuple[str, str]:
                   else "no TensorRT engine for this GPU and SQLEMBED_BUILD_ON_START=false")
         return "torch", f"a CUDA GPU is visible but {reason}: PyTorch CUDA (fp16)"
     reason = "no CUDA GPU is visible" if not a.cuda_available else "PyTorch is not installed"
-    return "onnx-cpu", f"{reason}: ONNX Runtime on the CPU"
+    return "onnx-cpu", f"{reason}: ONNX Runtime on the CPU"  # the registry refines the CPU choice (engine.cpu)
+
+
+def gpu_precision_refusal(backend: str, precision: str) -> str | None:
+    """Why a GPU backend cannot serve a model precision (None when it can).
+
+    The GPU backends compute from the fp32 graph or weights (TensorRT in fp16, torch CUDA in fp16);
+    serving a bf16 or int8 model id with them would change the vectors without the user asking.
+    """
+    if precision == "fp32":
+        return None
+    return (f"the {backend} backend serves fp32 models (fp16 on the GPU); precision {precision} is served on the "
+            "CPU: use backend auto or openvino, or serve the fp32 model")
 
 
 def split_on_oom(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -11,9 +12,16 @@ import numpy.typing as npt
 class OnnxCpuBackend:
     name = "onnx-cpu"
 
-    def __init__(self, model_path: Path, *, threads: int, spin: bool = False) -> None:
+    def __init__(self, model_path: Path, *, threads: int, spin: bool = False, precision: str = "fp32",
+                 cpu: str = "", reason: str = "") -> None:
         import onnxruntime as ort
 
+        self._version = ort.__version__
+        self._threads = threads
+        self._spin = spin
+        self._precision = precision
+        self._cpu = cpu
+        self.reason = reason
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads
@@ -34,6 +42,18 @@ class OnnxCpuBackend:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
         out = self._session.run([self._output], feeds)[0]
         return np.asarray(out, dtype=np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "runtime": f"onnxruntime {self._version}",
+            "provider": "CPUExecutionProvider",
+            "precision": self._precision,
+            "threads": self._threads,
+            "spin": self._spin,
+            "cpu": self._cpu,
+            "why": self.reason,
+        }
 
     def close(self) -> None:
         del self._session

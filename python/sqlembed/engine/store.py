@@ -1,7 +1,9 @@
 """Model store: self-describing model directories under ``SQLEMBED_MODEL_DIR``.
 
-Each model lives in ``<root>/<id>/`` with ``manifest.json``, ``model.onnx`` and ``tokenizer.json``.
-The id carries the precision so vectors of different precisions never mix in one column.
+Each model lives in ``<root>/<id>/`` with ``manifest.json``, ``tokenizer.json`` and the graph its
+manifest names (``model_file``): ``model.onnx`` for fp32 and bf16, the OpenVINO IR ``model.xml`` +
+``model.bin`` for static int8. The id carries the precision so vectors of different precisions
+never mix in one column.
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ class Manifest:
     format_version: int = MANIFEST_VERSION
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
+    runtime: str = "onnxruntime"
+    """The runtime the graph was built for: onnxruntime (fp32, and int8 built before static int8) or
+    openvino (bf16 on the fp32 graph, the static int8 IR). Older manifests have none: onnxruntime."""
+    model_file: str = "model.onnx"
+    quantization: dict[str, Any] = field(default_factory=dict)
+    """How the int8 graph was made (method, calibration set and its hash, settings); empty otherwise."""
 
     def prompt_for(self, input_type: str | None) -> str | None:
         """The prompt text for a request's input type, as sentence-transformers would apply it.
@@ -79,7 +87,19 @@ class ModelStore:
         return self.root / mid
 
     def exists(self, mid: str) -> bool:
-        return (self.path(mid) / MANIFEST).is_file() and (self.path(mid) / "model.onnx").is_file()
+        """A manifest that can be read and the graph file it names."""
+        p = self.path(mid) / MANIFEST
+        if not p.is_file():
+            return False
+        try:
+            manifest = Manifest.from_dict(json.loads(p.read_text(encoding="utf-8")))
+        except (ValueError, TypeError):
+            return False
+        return self.model_file(mid, manifest).is_file()
+
+    def model_file(self, mid: str, manifest: Manifest) -> Path:
+        """The graph of a model (``model.onnx`` or ``model.xml``), for sizes and backends."""
+        return self.path(mid) / manifest.model_file
 
     def get(self, mid: str) -> Manifest:
         p = self.path(mid) / MANIFEST
