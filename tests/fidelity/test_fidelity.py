@@ -163,13 +163,13 @@ def test_partners_do_not_move_a_vector(texts: list[str], model_dir: Path, engine
     enc = emb.tokenizer.encode(texts).ids
     longest = int(np.argmax([len(e) for e in enc]))
     rng = np.random.default_rng(11)
-    for probe in rng.choice(len(texts), size=8, replace=False):
+    for probe in rng.choice(len(texts), size=4, replace=False):
         if probe == longest:
             continue
         others = [k for k in range(len(texts)) if k not in (probe, longest)]
-        a, b = rng.choice(others, 30, replace=False), rng.choice(others, 30, replace=False)
+        a, b = rng.choice(others, 14, replace=False), rng.choice(others, 14, replace=False)
         first = emb.embed_tokens([enc[longest], *(enc[k] for k in a), enc[probe]])[-1]
-        second = emb.embed_tokens([enc[longest], *(enc[k] for k in b[:15]), enc[probe], *(enc[k] for k in b[15:])])[16]
+        second = emb.embed_tokens([enc[longest], *(enc[k] for k in b[:7]), enc[probe], *(enc[k] for k in b[7:])])[8]
         assert np.abs(first - second).max() <= 1e-6, f"{precision}: partners moved {texts[probe][:60]!r}"
 
 
