@@ -46,17 +46,28 @@ def _ensure_model(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args, host=args.host, port=args.port, model=args.model, precision=args.precision,
+                         tls_cert=args.tls_cert, tls_key=args.tls_key, backend=args.backend,
+                         placement=args.placement, spark_master=args.spark_master, workers=args.workers)
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise SqlembedError("--tls-cert and --tls-key go together")
+    _ensure_model(settings)
+    if settings.workers > 1:
+        # Before anything imports the service (and prometheus-client with it): fronts/host.py
+        # sets up the shared metrics directory first.
+        from sqlembed.engine.config import EngineSettings
+        from sqlembed.engine.opener import open_embedder
+        from sqlembed.fronts import serve_with_fronts
+
+        log.info("sqlembed %s on %s:%d with %d front processes", __version__, settings.host, settings.port,
+                 settings.workers)
+        serve_with_fronts(settings, open_embedder(EngineSettings.from_settings(settings)))
+        return 0
     from aiohttp import web
 
     from sqlembed.api.accesslog import AccessLogger
     from sqlembed.api.app import create_app
 
-    settings = _settings(args, host=args.host, port=args.port, model=args.model, precision=args.precision,
-                         tls_cert=args.tls_cert, tls_key=args.tls_key, backend=args.backend,
-                         placement=args.placement, spark_master=args.spark_master)
-    if (settings.tls_cert is None) != (settings.tls_key is None):
-        raise SqlembedError("--tls-cert and --tls-key go together")
-    _ensure_model(settings)
     ssl_ctx = None
     if settings.tls_cert is not None and settings.tls_key is not None:
         from sqlembed.tls import server_context
@@ -288,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where online batches run: local engine, Spark executors, or executors when any "
                         "is up (default $SQLEMBED_PLACEMENT or local)")
     s.add_argument("--spark-master", help="Spark master URL for --placement spark|auto and bulk jobs")
+    s.add_argument("--workers", type=int, help="front processes on the port (SO_REUSEPORT), one engine host "
+                                               "(default $SQLEMBED_WORKERS or 1)")
     s.add_argument("--tls-cert")
     s.add_argument("--tls-key")
     s.set_defaults(func=cmd_serve)

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from sqlembed.api import custom, jobs, openapi
 from sqlembed.api.auth import KeyRing, make_auth_middleware
-from sqlembed.api.errors import Handler, error_middleware
+from sqlembed.api.errors import REQUEST_ID, Handler, error_middleware
 from sqlembed.api.routes import ROUTES
 from sqlembed.api.state import SERVICE, Service
 from sqlembed.engine.backend import Backend
@@ -23,6 +23,7 @@ from sqlembed.engine.embedder import Embedder
 from sqlembed.engine.opener import open_embedder
 from sqlembed.engine.placement import LocalPlacement, Placement
 from sqlembed.errors import StoreUnavailable
+from sqlembed.fronts.front import PROXIED, FrontLink, RemoteBackend, RemoteBatcher
 from sqlembed.settings import Settings
 from sqlembed.spark.session import SessionHolder, spark_conf
 
@@ -31,8 +32,15 @@ log = logging.getLogger(__name__)
 KEYS = web.AppKey("keys", KeyRing)
 
 
+INTERNAL = web.AppKey("internal", bool)
+"""Set on the engine host's app under ``serve --workers``: its requests come from the fronts'
+proxies, which counted them already."""
+
+
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.app.get(INTERNAL):
+        return await handler(request)
     t0 = time.perf_counter()
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
@@ -96,9 +104,13 @@ def _custom_formats(settings: Settings) -> list[custom.CustomFormat]:
 
 
 def create_app(settings: Settings, backend: Embedder | Backend | None = None,
-               spark_factory: Callable[[], Any] | None = None) -> web.Application:
+               spark_factory: Callable[[], Any] | None = None, front: FrontLink | None = None) -> web.Application:
     """The service. ``backend``: an opened engine (the CLI opens it before the port opens) or a
-    backend to run instead of the one the settings name (tests); None opens it from the settings."""
+    backend to run instead of the one the settings name (tests); None opens it from the settings.
+    ``front``: run as one of ``serve --workers N``'s front processes (sqlembed/fronts): tokenize
+    here, embed in the engine host, let the host answer what holds state."""
+    if front is not None:
+        return _front_app(settings, front)
     svc = Service(settings)
     session = SessionHolder(
         spark_conf(settings.spark_master, gpu=settings.spark_gpu, task_gpu_amount=settings.spark_task_gpu_amount),
@@ -184,3 +196,75 @@ def create_app(settings: Settings, backend: Embedder | Backend | None = None,
     app.cleanup_ctx.append(engine_ctx)
     app.cleanup_ctx.append(jobs_ctx)
     return app
+
+
+def _front_app(settings: Settings, front: FrontLink) -> web.Application:
+    svc = Service(settings)
+    middlewares = [metrics_middleware, error_middleware]
+    ring = KeyRing(settings.api_key_list(), settings.api_keys_file)
+    if ring.enabled:
+        middlewares.append(make_auth_middleware(ring))
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
+    app[SERVICE] = svc
+    app[KEYS] = ring
+    formats = _custom_formats(settings)
+    for fmt in formats:
+        app.router.add_post(fmt.path, custom.make_handler(fmt))
+    proxy = _HostProxy(front.app_socket)
+    for r in ROUTES:
+        handler = proxy.handle if r.path in PROXIED else r.handler
+        if r.method == "GET":
+            app.router.add_get(r.path, handler)
+        else:
+            app.router.add_route(r.method, r.path, handler)
+    app[openapi.SPEC] = openapi.build_spec(svc.limits, tuple(f.path for f in formats))
+
+    async def link_ctx(app: web.Application) -> AsyncIterator[None]:
+        # The tokenizer and manifest only: the model lives in the engine host.
+        embedder = await asyncio.to_thread(open_embedder, EngineSettings.from_settings(settings), RemoteBackend())
+        svc.manifest = embedder.manifest
+        svc.embedder = embedder
+        svc.batcher = RemoteBatcher(front.engine, embedder.dimensions)  # type: ignore[assignment]
+        await proxy.open()
+        yield
+        await front.engine.close()
+        await proxy.close()
+
+    app.cleanup_ctx.append(link_ctx)
+    return app
+
+
+class _HostProxy:
+    """Forwards a request to the engine host's own app over its Unix socket, as it came."""
+
+    _HOP = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "content-length"})
+
+    def __init__(self, path: Any) -> None:
+        self.path = path
+        self.session: Any = None
+
+    async def open(self) -> None:
+        import aiohttp
+
+        self.session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(self.path)),
+                                             timeout=aiohttp.ClientTimeout(total=300), auto_decompress=False)
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        import aiohttp
+
+        from sqlembed.errors import NotReady
+
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in self._HOP}
+        headers["x-request-id"] = request.get(REQUEST_ID, headers.get("x-request-id", ""))
+        try:
+            async with self.session.request(request.method, "http://engine-host" + request.path_qs,
+                                            headers=headers, data=await request.read()) as r:
+                body = await r.read()
+                keep = {k: v for k, v in r.headers.items() if k.lower() not in self._HOP}
+                return web.Response(body=body, status=r.status, headers=keep)
+        except aiohttp.ClientError:
+            raise NotReady("the engine host is not reachable; retry shortly") from None

@@ -1,10 +1,18 @@
-"""Prometheus metrics, one registry per app so several apps can live in one process (tests)."""
+"""Prometheus metrics, one registry per app so several apps can live in one process (tests).
+
+Under ``serve --workers N`` (PROMETHEUS_MULTIPROC_DIR set by fronts/host.py before this is
+imported) every process writes its values to the shared directory and ``render`` adds them up:
+counters and histograms summed over the processes, gauges as the live processes' sum.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -30,7 +38,9 @@ class Metrics:
         self.tokens = Counter("sqlembed_tokens", "real tokens embedded", registry=r)
         self.padded_tokens = Counter("sqlembed_padded_tokens", "tokens processed including padding", registry=r)
         self.texts = Counter("sqlembed_texts", "texts embedded", registry=r)
-        self.queue_depth = Gauge("sqlembed_queue_depth", "texts accepted and not yet answered", registry=r)
+        self.queue_depth = Gauge("sqlembed_queue_depth", "texts accepted and not yet answered", registry=r,
+                                 multiprocess_mode="livesum")
+        self._depth: Callable[[], int] | None = None
         self.rejected = Counter("sqlembed_rejected", "requests refused because the queue was full", registry=r)
         self.placement_batches = Counter(
             "sqlembed_placement_batches", "online batches by where they ran (local, spark, fallback)",
@@ -44,7 +54,8 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0), registry=r,
         )
         self.spark_workers = Gauge(
-            "sqlembed_spark_workers", "executor tasks connected for online batches", registry=r
+            "sqlembed_spark_workers", "executor tasks connected for online batches", registry=r,
+            multiprocess_mode="livesum",
         )
 
     def observe_batch(self, texts: int, tokens: int, padded: int, seconds: float, placement: str = "local") -> None:
@@ -57,7 +68,15 @@ class Metrics:
         self.texts.inc(texts)
 
     def track_queue(self, depth: Callable[[], int]) -> None:
-        self.queue_depth.set_function(depth)
+        self._depth = depth
 
     def render(self) -> bytes:
-        return bytes(generate_latest(self.registry))
+        if self._depth is not None:
+            self.queue_depth.set(self._depth())  # read at scrape time (set_function has no multiprocess form)
+        if not _MULTIPROCESS:
+            return bytes(generate_latest(self.registry))
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return bytes(generate_latest(registry))

@@ -27,7 +27,6 @@ import sqlite3
 import sysconfig
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ import numpy as np
 
 from sqlembed.benchmark.bulk import texts_for
 from sqlembed.benchmark.machine import describe
+from sqlembed.benchmark.pipeline import run_in_process
 
 
 def _model(model_dir: str | None) -> tuple[Path, Any]:
@@ -43,61 +43,6 @@ def _model(model_dir: str | None) -> tuple[Path, Any]:
 
     path = Path(model_dir or tempfile.mkdtemp(prefix="sqlembed-chunks-"))
     return path, build_model(ModelStore(path), precision="fp32")
-
-
-@dataclass
-class Counted:
-    """What the pipeline pulled from the database: rows and bytes of text."""
-
-    rows: int = 0
-    text_bytes: int = 0
-    embed_s: float = 0.0
-
-
-def _run_job(job: Any, emb: Any) -> tuple[Any, Counted, float]:
-    """The driver's plan and every task's pipeline, in this process (no Spark scheduling: the
-    database work is what is measured)."""
-    from sqlembed.db.targets import open_target
-    from sqlembed.spark.job import _apply_deletes, _record_version, plan
-    from sqlembed.spark.partition import PartitionConfig, run_slice
-
-    t0 = time.perf_counter()
-    p = plan(job, 4)
-    _apply_deletes(job, p)
-    cfg = PartitionConfig(spec=job.spec, info=p.info, engine=job.engine, eid=p.eid, batch_rows=job.batch_rows)
-    target = open_target(job.spec)
-    seen = Counted()
-    pages, for_keys = target.pending_pages, target.pending_for_keys
-
-    def count(rows: list[Any]) -> list[Any]:
-        seen.rows += len(rows)
-        seen.text_bytes += sum(len((r.text or "").encode()) for r in rows)
-        return rows
-
-    target.pending_pages = lambda *a, **k: (count(page) for page in pages(*a, **k))  # type: ignore[method-assign]
-    target.pending_for_keys = lambda *a, **k: count(for_keys(*a, **k))  # type: ignore[method-assign]
-
-    class Timed:
-        """The engine, timed: what the tables cost is the rest."""
-
-        def __init__(self) -> None:
-            self.manifest, self.tokenizer = emb.manifest, emb.tokenizer
-
-        def embed(self, *a: Any, **k: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return emb.embed(*a, **k)
-            finally:
-                seen.embed_s += time.perf_counter() - t
-
-    embedded = 0
-    for lo, hi, keys in p.work:
-        import json
-
-        embedded += run_slice(target, Timed(), cfg, lo, hi, lambda *_: None, json.loads(keys) if keys else None)[1]
-    target.close()
-    _record_version(job, p)
-    return p, seen, time.perf_counter() - t0
 
 
 def bench_sync(args: argparse.Namespace) -> None:
@@ -142,7 +87,7 @@ def bench_sync(args: argparse.Namespace) -> None:
         copy = work / f"{mode}.db"
         shutil.copy(db, copy)
         spec_m = TableSpec(f"sqlite:///{copy}", "docs", "id", "body", "embedding")
-        plan_, seen, seconds = _run_job(BulkJob(spec_m, es, batch_rows=256, sync=mode), emb)  # type: ignore[arg-type]
+        plan_, seen, seconds = run_in_process(BulkJob(spec_m, es, batch_rows=256, sync=mode), emb)
         examined = plan_.total if plan_.mode == "hash" else len(changed)
         print(f"{mode:8s} rows examined {examined:>8,}  rows read {seen.rows:>6,}  text read "
               f"{seen.text_bytes / 1e3:8.1f} kB  wall {seconds:6.2f}s = embedding {seen.embed_s:5.2f}s + "
@@ -200,7 +145,7 @@ def bench_throughput(args: argparse.Namespace) -> None:
         conn.commit()
         conn.close()
         job = BulkJob(TableSpec(f"sqlite:///{db}", "docs", "id", "body", "embedding", **extra), es, batch_rows=64)
-        _, seen, seconds = _run_job(job, emb)
+        _, seen, seconds = run_in_process(job, emb)
         print(f"{name:18s}: {len(rows):6d} rows in {seconds:6.1f}s = {len(passages) / seconds:8.1f} chunks/s "
               f"({engine_s / seconds:.2f}x the engine; embedding {seen.embed_s:.1f}s of it)")
 

@@ -136,9 +136,9 @@ def run(spark: Any, job: BulkJob, *, slices: int | None = None, job_group: str |
     threads = job.engine.threads or int(sc.getConf().get("spark.task.cpus", "1"))
     p = plan(job, slices or max(4 * sc.defaultParallelism, 1))
     progress = Progress(rows_total=p.total, slices_total=len(p.work), started=time.monotonic())
-    deleted = _apply_deletes(job, p)
+    deleted = apply_deletes(job, p)
     if not p.work:
-        _record_version(job, p)
+        record_version(job, p)
         return JobResult(0, 0, 0, 0.0, [], p.eid.dimensions, deleted, p.mode)
     driver = job.progress_host or sc.getConf().get("spark.driver.host") or "127.0.0.1"
     last = [0.0]
@@ -191,7 +191,7 @@ def run(spark: Any, job: BulkJob, *, slices: int | None = None, job_group: str |
         gpus=sorted({r.gpu for r in stats if r.gpu}), dimensions=p.eid.dimensions, rows_deleted=deleted,
         mode=p.mode,
     )
-    _record_version(job, p)
+    record_version(job, p)
     progress.slices_done = len(p.work)
     progress.rows_done, progress.rows_failed, progress.rows_read = (result.rows_embedded, result.rows_failed,
                                                                     result.rows_read)
@@ -200,7 +200,7 @@ def run(spark: Any, job: BulkJob, *, slices: int | None = None, job_group: str |
     return result
 
 
-def _apply_deletes(job: BulkJob, p: Plan) -> int:
+def apply_deletes(job: BulkJob, p: Plan) -> int:
     """Rows gone from the table: their state rows and their chunks or target rows go too."""
     if not p.deletes:
         return 0
@@ -211,7 +211,7 @@ def _apply_deletes(job: BulkJob, p: Plan) -> int:
         target.close()
 
 
-def _record_version(job: BulkJob, p: Plan) -> None:
+def record_version(job: BulkJob, p: Plan) -> None:
     if p.version is None:
         return
     target = open_target(job.spec, retry_s=job.db_retry_s)
