@@ -42,6 +42,8 @@ BEGIN
     DECLARE @object_id int = OBJECT_ID(@table);
     DECLARE @name nvarchar(300) = OBJECT_SCHEMA_NAME(@object_id) + N'.' + OBJECT_NAME(@object_id);
     DECLARE @dims int = (SELECT dimensions FROM sqlembed.config());
+    DECLARE @writes nvarchar(300) = COALESCE(@target_table, @chunk_table),
+            @second nvarchar(10) = CASE WHEN @chunk_table IS NOT NULL THEN N'DELETE' ELSE N'UPDATE' END;
     IF @object_id IS NULL
         SELECT @problem = CONCAT(N'table not found (or no permission on it): ', @table), @code = 404;
     ELSE IF ISNULL(HAS_PERMS_BY_NAME(@name, N'OBJECT', N'SELECT'), 0) = 0
@@ -55,23 +57,17 @@ BEGIN
         SELECT @problem = N'@chunk_overlap must be >= 0 and below half of @chunk_tokens';
     ELSE IF @sync IS NULL OR @sync NOT IN (N'auto', N'hash', N'changes')
         SELECT @problem = N'@sync must be auto, hash or changes';
-    ELSE IF @chunk_table IS NOT NULL AND OBJECT_ID(@chunk_table) IS NOT NULL
-            AND (ISNULL(HAS_PERMS_BY_NAME(@chunk_table, N'OBJECT', N'INSERT'), 0) = 0
-                 OR ISNULL(HAS_PERMS_BY_NAME(@chunk_table, N'OBJECT', N'DELETE'), 0) = 0)
-        SELECT @problem = CONCAT(N'you need INSERT and DELETE on ', @chunk_table), @code = 403;
-    ELSE IF @chunk_table IS NOT NULL AND OBJECT_ID(@chunk_table) IS NULL
-            AND ISNULL(HAS_PERMS_BY_NAME(DB_NAME(), N'DATABASE', N'CREATE TABLE'), 0) = 0
-        SELECT @problem = CONCAT(N'you need CREATE TABLE to let the job create ', @chunk_table), @code = 403;
-    ELSE IF @target_table IS NULL AND @chunk_table IS NULL
+    ELSE IF @writes IS NULL
             AND ISNULL(HAS_PERMS_BY_NAME(@name, N'OBJECT', N'UPDATE', @vector_column, N'COLUMN'), 0) = 0
         SELECT @problem = CONCAT(N'you need UPDATE on ', @name, N'.', @vector_column, N' to embed it'), @code = 403;
-    ELSE IF @target_table IS NOT NULL AND OBJECT_ID(@target_table) IS NOT NULL
-            AND (ISNULL(HAS_PERMS_BY_NAME(@target_table, N'OBJECT', N'INSERT'), 0) = 0
-                 OR ISNULL(HAS_PERMS_BY_NAME(@target_table, N'OBJECT', N'UPDATE'), 0) = 0)
-        SELECT @problem = CONCAT(N'you need INSERT and UPDATE on ', @target_table), @code = 403;
-    ELSE IF @target_table IS NOT NULL AND OBJECT_ID(@target_table) IS NULL
+    -- A target table is upserted (INSERT, UPDATE), a chunk table's rows replaced (INSERT, DELETE).
+    ELSE IF @writes IS NOT NULL AND OBJECT_ID(@writes) IS NOT NULL
+            AND (ISNULL(HAS_PERMS_BY_NAME(@writes, N'OBJECT', N'INSERT'), 0) = 0
+                 OR ISNULL(HAS_PERMS_BY_NAME(@writes, N'OBJECT', @second), 0) = 0)
+        SELECT @problem = CONCAT(N'you need INSERT and ', @second, N' on ', @writes), @code = 403;
+    ELSE IF @writes IS NOT NULL AND OBJECT_ID(@writes) IS NULL
             AND ISNULL(HAS_PERMS_BY_NAME(DB_NAME(), N'DATABASE', N'CREATE TABLE'), 0) = 0
-        SELECT @problem = CONCAT(N'you need CREATE TABLE to let the job create ', @target_table), @code = 403;
+        SELECT @problem = CONCAT(N'you need CREATE TABLE to let the job create ', @writes), @code = 403;
     IF @problem IS NOT NULL
     BEGIN
         SET @error = JSON_OBJECT('source': 'sqlembed.submit_job', 'code': @code, 'message': @problem);
@@ -102,7 +98,7 @@ BEGIN
         USING (SELECT @job_id AS job_id) AS x ON j.job_id = x.job_id
         WHEN MATCHED THEN UPDATE SET submitted_by = SUSER_SNAME(), updated_at = SYSUTCDATETIME()
         WHEN NOT MATCHED THEN INSERT (job_id, source_table, target_table, state, last_status, updated_at)
-            VALUES (@job_id, @name, COALESCE(@target_table, @chunk_table), ISNULL(JSON_VALUE(@response, '$.result.state'), N'queued'),
+            VALUES (@job_id, @name, @writes, ISNULL(JSON_VALUE(@response, '$.result.state'), N'queued'),
                     JSON_QUERY(@response, '$.result'), SYSUTCDATETIME());
         IF @own = 1
             COMMIT TRANSACTION;

@@ -319,6 +319,16 @@ class AppUser:
         self.db.owner.execute(f"GRANT {', '.join(perms)} ON {table} TO [{self.name}]")
 
 
+def new_user(db: Deployment, prefix: str, *grants: str) -> AppUser:
+    """A contained user, member of sqlembed_user, with these GRANT statements' rights (``{user}``
+    stands for the name)."""
+    name, password = f"{prefix}_{secrets.token_hex(3)}", "Us3r!" + secrets.token_urlsafe(16)
+    db.owner.execute(f"CREATE USER [{name}] WITH PASSWORD = '{password}'; ALTER ROLE sqlembed_user ADD MEMBER [{name}]")
+    for grant in grants:
+        db.owner.execute(grant.format(user=f"[{name}]"))
+    return AppUser(name, password, db)
+
+
 @pytest.fixture(scope="session")
 def app_user(database: Deployment) -> AppUser:
     """A contained user of the database, member of sqlembed_user and nothing else."""

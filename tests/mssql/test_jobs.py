@@ -18,13 +18,13 @@ from sqlembed.benchmark.corpus import paragraphs
 from sqlembed.settings import Settings
 from tests.mssql.conftest import (
     API_KEY,
-    AppUser,
     Deployment,
     Faults,
     database_name,
     database_url,
     make_docs,
     make_service,
+    new_user,
     scalar,
 )
 from tests.mssql.test_sqlserver2025 import embed_rows, service_vectors, stored
@@ -90,12 +90,7 @@ def test_submit_poll_and_share_state_with_embed_rows(jobs: Deployment, job_servi
     srv, _ = job_service
     texts = paragraphs(300)
     make_docs(jobs.owner, "dbo.bulk", list(texts))
-    name, password = "jobuser", "J0b!user-" + str(time.time_ns())[-8:]
-    jobs.owner.execute(
-        f"CREATE USER [{name}] WITH PASSWORD = '{password}'; ALTER ROLE sqlembed_user ADD MEMBER [{name}]; "
-        f"GRANT SELECT, UPDATE ON dbo.bulk TO [{name}]"
-    )
-    user = AppUser(name, password, jobs)
+    user = new_user(jobs, "jobuser", "GRANT SELECT, UPDATE ON dbo.bulk TO {user}")
     with user.connect() as conn:
         rc, job, error = submit(conn, "dbo.bulk")
         assert rc == 0 and job, error
@@ -178,12 +173,8 @@ def test_a_chunk_job_from_t_sql_then_search_chunks_returns_parents_and_passages(
     srv, _ = job_service
     texts = long_documents(20)
     make_docs(jobs.owner, "dbo.longdocs", list(texts))
-    name, password = "chunkuser", "Chunk!user-" + str(time.time_ns())[-8:]
-    jobs.owner.execute(
-        f"CREATE USER [{name}] WITH PASSWORD = '{password}'; ALTER ROLE sqlembed_user ADD MEMBER [{name}]; "
-        f"GRANT SELECT ON dbo.longdocs TO [{name}]"
-    )
-    user = AppUser(name, password, jobs)
+    user = new_user(jobs, "chunkuser", "GRANT SELECT ON dbo.longdocs TO {user}")
+    name = user.name
     with user.connect() as conn:
         # The chunk table does not exist and the user may not create tables: refused in their name.
         rc, job, error = submit(conn, "dbo.longdocs", chunk_table="N'dbo.longdocs_chunks'", chunk_tokens="64")

@@ -116,22 +116,7 @@ def create_app(settings: Settings, backend: Embedder | Backend | None = None,
         spark_conf(settings.spark_master, gpu=settings.spark_gpu, task_gpu_amount=settings.spark_task_gpu_amount),
         spark_factory,
     )
-    middlewares = [metrics_middleware, error_middleware]
-    ring = KeyRing(settings.api_key_list(), settings.api_keys_file)
-    if ring.enabled:
-        middlewares.append(make_auth_middleware(ring))
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
-    app[SERVICE] = svc
-    app[KEYS] = ring
-    formats = _custom_formats(settings)
-    for fmt in formats:
-        app.router.add_post(fmt.path, custom.make_handler(fmt))
-    for r in ROUTES:
-        if r.method == "GET":
-            app.router.add_get(r.path, r.handler)  # also answers HEAD (contract E3: HEAD /api/version)
-        else:
-            app.router.add_route(r.method, r.path, r.handler)
-    app[openapi.SPEC] = openapi.build_spec(svc.limits, tuple(f.path for f in formats))
+    app = _web_app(svc)
 
     async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         async def load() -> None:
@@ -198,8 +183,10 @@ def create_app(settings: Settings, backend: Embedder | Backend | None = None,
     return app
 
 
-def _front_app(settings: Settings, front: FrontLink) -> web.Application:
-    svc = Service(settings)
+def _web_app(svc: Service, proxied: Handler | None = None) -> web.Application:
+    """Middlewares, the route table and the OpenAPI document; ``proxied`` answers the PROXIED
+    routes instead of their own handlers (a front process)."""
+    settings = svc.settings
     middlewares = [metrics_middleware, error_middleware]
     ring = KeyRing(settings.api_key_list(), settings.api_keys_file)
     if ring.enabled:
@@ -210,14 +197,20 @@ def _front_app(settings: Settings, front: FrontLink) -> web.Application:
     formats = _custom_formats(settings)
     for fmt in formats:
         app.router.add_post(fmt.path, custom.make_handler(fmt))
-    proxy = _HostProxy(front.app_socket)
     for r in ROUTES:
-        handler = proxy.handle if r.path in PROXIED else r.handler
+        handler = proxied if proxied is not None and r.path in PROXIED else r.handler
         if r.method == "GET":
-            app.router.add_get(r.path, handler)
+            app.router.add_get(r.path, handler)  # also answers HEAD (contract E3: HEAD /api/version)
         else:
             app.router.add_route(r.method, r.path, handler)
     app[openapi.SPEC] = openapi.build_spec(svc.limits, tuple(f.path for f in formats))
+    return app
+
+
+def _front_app(settings: Settings, front: FrontLink) -> web.Application:
+    svc = Service(settings)
+    proxy = _HostProxy(front.app_socket)
+    app = _web_app(svc, proxied=proxy.handle)
 
     async def link_ctx(app: web.Application) -> AsyncIterator[None]:
         # The tokenizer and manifest only: the model lives in the engine host.

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import tempfile
 import time
 from pathlib import Path
 
 from sqlembed.benchmark.corpus import paragraphs
+from sqlembed.benchmark.pipeline import docs_table
 
 
 def texts_for(rows: int) -> list[str]:
@@ -49,11 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"in-process engine: {args.rows} rows in {engine_s:.1f}s = {args.rows / engine_s:.1f} rows/s", flush=True)
 
     db = Path(tempfile.mkdtemp(prefix="sqlembed-bulk-db-")) / "bulk.db"
-    conn = sqlite3.connect(db)
-    conn.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT, embedding TEXT)")
-    conn.executemany("INSERT INTO docs (id, body) VALUES (?, ?)", list(enumerate(texts, start=1)))
-    conn.commit()
-    conn.close()
+    docs_table(db, texts)
     t0 = time.perf_counter()
     spark = build_session(spark_conf(args.spark, gpu=False))
     session_s = time.perf_counter() - t0

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -248,7 +247,7 @@ def bench_fronts(args: argparse.Namespace, model_dir: Path) -> None:
 
 
 def bench_bulk(args: argparse.Namespace, model_dir: Path) -> None:
-    from sqlembed.benchmark.pipeline import run_in_process
+    from sqlembed.benchmark.pipeline import docs_table, run_in_process
     from sqlembed.db.targets import TableSpec
     from sqlembed.spark.job import BulkJob
 
@@ -256,11 +255,7 @@ def bench_bulk(args: argparse.Namespace, model_dir: Path) -> None:
     work = Path(tempfile.mkdtemp(prefix="sqlembed-ceiling-bulk-"))
     db = work / "bulk.db"
     texts = texts_for(args.rows)
-    conn = sqlite3.connect(db)
-    conn.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT, embedding TEXT)")
-    conn.executemany("INSERT INTO docs (id, body) VALUES (?, ?)", list(enumerate(texts, start=1)))
-    conn.commit()
-    conn.close()
+    docs_table(db, texts)
     print(f"# bulk: one executor task's pipeline (read, embed, write overlapped), instant backend, SQLite, "
           f"{args.rows:,} rows; {describe()}")
     job = BulkJob(TableSpec(f"sqlite:///{db}", "docs", "id", "body", "embedding"), emb_settings(model_dir),

@@ -34,7 +34,7 @@ import numpy as np
 
 from sqlembed.benchmark.bulk import texts_for
 from sqlembed.benchmark.machine import describe
-from sqlembed.benchmark.pipeline import run_in_process
+from sqlembed.benchmark.pipeline import docs_table, run_in_process
 
 
 def _model(model_dir: str | None) -> tuple[Path, Any]:
@@ -58,11 +58,7 @@ def bench_sync(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="sqlembed-sync-"))
     db = work / "base.db"
     texts = texts_for(args.rows)
-    conn = sqlite3.connect(db)
-    conn.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT, embedding TEXT)")
-    conn.executemany("INSERT INTO docs (id, body) VALUES (?, ?)", list(enumerate(texts, start=1)))
-    conn.commit()
-    conn.close()
+    docs_table(db, texts)
     spec = TableSpec(f"sqlite:///{db}", "docs", "id", "body", "embedding")
     job = BulkJob(spec, es, batch_rows=256, sync="changes")
     # Every row current: its vector and state written as a finished job would have (random unit
@@ -139,11 +135,7 @@ def bench_throughput(args: argparse.Namespace) -> None:
                                                            "chunk_tokens": args.chunk_tokens}),
                               ("passages as rows", passages, {})):
         db = work / f"{name.split()[0]}.db"
-        conn = sqlite3.connect(db)
-        conn.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT, embedding TEXT)")
-        conn.executemany("INSERT INTO docs (id, body) VALUES (?, ?)", list(enumerate(rows, start=1)))
-        conn.commit()
-        conn.close()
+        docs_table(db, rows)
         job = BulkJob(TableSpec(f"sqlite:///{db}", "docs", "id", "body", "embedding", **extra), es, batch_rows=64)
         _, seen, seconds = run_in_process(job, emb)
         print(f"{name:18s}: {len(rows):6d} rows in {seconds:6.1f}s = {len(passages) / seconds:8.1f} chunks/s "

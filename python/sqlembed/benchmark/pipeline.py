@@ -4,9 +4,21 @@ database work costs without Spark's scheduling (benchmarks only)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+
+def docs_table(db: Path, texts: list[str]) -> str:
+    """A SQLite table ``docs(id, body, embedding)`` holding ``texts``; its URL."""
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT, embedding TEXT)")
+    conn.executemany("INSERT INTO docs (id, body) VALUES (?, ?)", list(enumerate(texts, start=1)))
+    conn.commit()
+    conn.close()
+    return f"sqlite:///{db}"
 
 
 @dataclass

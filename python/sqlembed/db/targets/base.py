@@ -184,6 +184,78 @@ class SqlTarget:
     def slice_bounds(self, info: TableInfo, slices: int) -> tuple[int, list[tuple[Any, Any]]]:
         return self.retrying("planning key slices", lambda: self._slice_bounds(info, slices))
 
+    def pending_pages(self, info: TableInfo, lo: Any, hi: Any, eid: EmbeddingId,
+                      page_rows: int) -> Iterator[list[PendingRow]]:
+        """Keyset pages of [lo, hi): each page starts after the last key of the one before, so
+        nothing is held open between pages and a page costs an index seek, not an OFFSET scan."""
+        k = self.quote(info.key)
+        params: dict[str, Any] = {**self._state_params(info, eid), "page": page_rows}
+        bounds = []
+        if hi is not None:
+            bounds.append(f"t.{k} < :hi")
+            params["hi"] = hi
+        after: Any = None
+        first = True
+        while True:
+            conds = list(bounds)
+            if first and lo is not None:
+                conds.append(f"t.{k} >= :lo")
+                params["lo"] = lo
+            elif not first:
+                conds.append(f"t.{k} > :after")
+                params["after"] = after
+            sql = self._page_sql(info, conds)
+            rows = self.retrying("reading pending rows", lambda sql=sql: self._rows(sql, params))  # type: ignore[misc]
+            if rows:
+                yield rows
+            if len(rows) < page_rows:
+                return
+            after, first = rows[-1].key, False
+
+    def pending_for_keys(self, info: TableInfo, keys: Sequence[Any], eid: EmbeddingId) -> list[PendingRow]:
+        import orjson
+
+        params = {**self._state_params(info, eid), "keys": orjson.dumps(list(keys), default=str).decode()}
+        sql = self._keys_sql(info)
+        return self.retrying("reading changed rows", lambda: self._rows(sql, params))
+
+    def write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int:
+        if not rows:
+            return 0
+        return self.retrying(f"writing {len(rows)} vectors", lambda: self._write(info, rows, eid))
+
+    def write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
+        if not rows:
+            return 0
+        return self.retrying(f"writing the chunks of {len(rows)} rows", lambda: self._write_chunks(info, rows, eid))
+
+    @staticmethod
+    def _state_params(info: TableInfo, eid: EmbeddingId) -> dict[str, Any]:
+        return {"src": info.state_source, "mid": eid.model_id, "var": eid.variant}
+
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[PendingRow]:
+        from sqlalchemy import text as sql_text
+
+        with self.engine.connect() as conn:
+            return [PendingRow(key, text if h is not None else None, bytes(h) if h is not None else None)
+                    for key, text, h in conn.execute(sql_text(sql), params)]
+
+    # The dialect's SQL, one hook per statement.
+
+    def _page_sql(self, info: TableInfo, conds: list[str]) -> str:
+        """One page of pending rows (``:page`` of them at most) meeting ``conds``, in key order."""
+        raise NotImplementedError
+
+    def _keys_sql(self, info: TableInfo) -> str:
+        """The pending rows among the JSON list of keys ``:keys``."""
+        raise NotImplementedError
+
+    def _write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int:
+        raise NotImplementedError
+
+    def _write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
+        raise NotImplementedError
+
     def _check(self, expect_database: str | None) -> TableInfo:
         raise NotImplementedError
 

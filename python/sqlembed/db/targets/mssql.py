@@ -11,13 +11,13 @@ one state and never redo each other's work.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import orjson
 
 from sqlembed.db.targets.base import EmbeddingId, SqlTarget, TableInfo, collapse, pairs
-from sqlembed.db.targets.spec import ChangeSet, ChunkRow, Dialect, PendingRow, VectorType, WriteRow, render_predicate
+from sqlembed.db.targets.spec import ChangeSet, ChunkRow, Dialect, VectorType, WriteRow, render_predicate
 from sqlembed.db.targets.vectors import as_type
 from sqlembed.errors import InvalidInput
 
@@ -209,50 +209,11 @@ class MssqlTarget(SqlTarget):
                 "WHERE x.h IS NULL OR x.missing = 1 OR x.sh IS NULL OR x.sh <> x.h OR x.smid <> :mid "
                 "OR x.svar <> :var ORDER BY x.k")
 
-    def _rows(self, sql: str, params: dict[str, Any]) -> list[PendingRow]:
-        from sqlalchemy import text as sql_text
+    def _page_sql(self, info: TableInfo, conds: list[str]) -> str:
+        return self._pending_sql(info, conds, top=True)
 
-        with self.engine.connect() as conn:
-            return [PendingRow(key, text if h is not None else None, bytes(h) if h is not None else None)
-                    for key, text, h in conn.execute(sql_text(sql), params)]
-
-    def pending_pages(self, info: TableInfo, lo: Any, hi: Any, eid: EmbeddingId,
-                      page_rows: int) -> Iterator[list[PendingRow]]:
-        k = self.quote(info.key)
-        params: dict[str, Any] = {"src": info.state_source, "mid": eid.model_id, "var": eid.variant,
-                                  "page": page_rows}
-        bounds = []
-        if hi is not None:
-            bounds.append(f"t.{k} < :hi")
-            params["hi"] = hi
-        after: Any = None
-        first = True
-        while True:
-            conds = list(bounds)
-            if first and lo is not None:
-                conds.append(f"t.{k} >= :lo")
-                params["lo"] = lo
-            elif not first:
-                conds.append(f"t.{k} > :after")
-                params["after"] = after
-            sql = self._pending_sql(info, conds, top=True)
-            rows = self.retrying("reading pending rows", lambda sql=sql: self._rows(sql, params))  # type: ignore[misc]
-            if rows:
-                yield rows
-            if len(rows) < page_rows:
-                return
-            after, first = rows[-1].key, False
-
-    def pending_for_keys(self, info: TableInfo, keys: Sequence[Any], eid: EmbeddingId) -> list[PendingRow]:
-        params = {"src": info.state_source, "mid": eid.model_id, "var": eid.variant,
-                  "keys": orjson.dumps(list(keys), default=str).decode()}
-        sql = self._pending_sql(info, [], top=False, keys=True)
-        return self.retrying("reading changed rows", lambda: self._rows(sql, params))
-
-    def write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int:
-        if not rows:
-            return 0
-        return self.retrying(f"writing {len(rows)} vectors", lambda: self._write(info, rows, eid))
+    def _keys_sql(self, info: TableInfo) -> str:
+        return self._pending_sql(info, [], top=False, keys=True)
 
     def _vector_type(self, eid: EmbeddingId) -> str:
         return f"VECTOR({int(eid.dimensions)}{', float16' if eid.vector_type == 'float16' else ''})"
@@ -291,15 +252,17 @@ class MssqlTarget(SqlTarget):
         return self._DONE + apply + self._state_merge() + " SELECT COUNT(*) FROM @done;"
 
     def _write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int:
+        doc = [[r.key, as_type(r.vector, eid.vector_type), r.hash.hex()] for r in rows]
+        return self._apply(self.write_sql(info, eid), doc, info, eid)
+
+    def _apply(self, sql: str, doc: list[Any], info: TableInfo, eid: EmbeddingId) -> int:
+        """One write batch, its rows as one JSON document (one parameter, one round trip)."""
         from sqlalchemy import text as sql_text
 
-        doc = orjson.dumps([[r.key, as_type(r.vector, eid.vector_type), r.hash.hex()] for r in rows],
-                           option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+        params = {"j": orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode(),
+                  **self._state_params(info, eid)}
         with self.engine.begin() as conn:
-            written = conn.execute(sql_text(self.write_sql(info, eid)),
-                                   {"j": doc, "src": info.state_source, "mid": eid.model_id, "var": eid.variant}
-                                   ).scalar()
-        return int(written or 0)
+            return int(conn.execute(sql_text(sql), params).scalar() or 0)
 
     def write_chunks_sql(self, info: TableInfo, eid: EmbeddingId) -> str:
         """One batch: the parents' old chunks out, their new chunks in, their state rows, atomically."""
@@ -318,23 +281,10 @@ class MssqlTarget(SqlTarget):
                 f"FROM {parents};"
                 + self._state_merge() + " SELECT COUNT(*) FROM @done;")
 
-    def write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
-        if not rows:
-            return 0
-        return self.retrying(f"writing the chunks of {len(rows)} rows", lambda: self._write_chunks(info, rows, eid))
-
     def _write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
-        from sqlalchemy import text as sql_text
-
-        doc = orjson.dumps([[r.key, r.hash.hex(), [[c.no + 1, c.offset + 1, c.length,
-                                                    as_type(c.vector, eid.vector_type)] for c in r.chunks]]
-                            for r in rows],
-                           option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
-        with self.engine.begin() as conn:
-            written = conn.execute(sql_text(self.write_chunks_sql(info, eid)),
-                                   {"j": doc, "src": info.state_source, "mid": eid.model_id, "var": eid.variant}
-                                   ).scalar()
-        return int(written or 0)
+        doc = [[r.key, r.hash.hex(), [[c.no + 1, c.offset + 1, c.length, as_type(c.vector, eid.vector_type)]
+                                      for c in r.chunks]] for r in rows]
+        return self._apply(self.write_chunks_sql(info, eid), doc, info, eid)
 
     # --- Change Tracking
 

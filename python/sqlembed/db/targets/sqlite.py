@@ -5,12 +5,11 @@ recorded by triggers into a queue table (the SQLite stand-in for SQL Server's ch
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from sqlembed.db.targets.base import EmbeddingId, SqlTarget, TableInfo, collapse, pairs
-from sqlembed.db.targets.spec import ChangeSet, ChunkRow, Dialect, PendingRow, WriteRow, render_predicate
+from sqlembed.db.targets.spec import ChangeSet, ChunkRow, Dialect, WriteRow, render_predicate
 from sqlembed.db.targets.vectors import vector_json
 from sqlembed.errors import InvalidInput
 
@@ -145,58 +144,11 @@ class SqliteTarget(SqlTarget):
                 f"WHERE {where}) WHERE h IS NULL OR missing OR sh IS NULL OR sh <> h OR smid <> :mid "
                 f"OR svar <> :var ORDER BY k")
 
-    def pending_pages(self, info: TableInfo, lo: Any, hi: Any, eid: EmbeddingId,
-                      page_rows: int) -> Iterator[list[PendingRow]]:
-        from sqlalchemy import text as sql_text
+    def _page_sql(self, info: TableInfo, conds: list[str]) -> str:
+        return self._pending_sql(info, conds) + " LIMIT :page"
 
-        k = self.quote(info.key)
-        params: dict[str, Any] = {"src": info.state_source, "mid": eid.model_id, "var": eid.variant,
-                                  "page": page_rows}
-        bounds = []
-        if hi is not None:
-            bounds.append(f"t.{k} < :hi")
-            params["hi"] = hi
-        after: Any = None
-        first = True
-        while True:
-            conds = list(bounds)
-            if first and lo is not None:
-                conds.append(f"t.{k} >= :lo")
-                params["lo"] = lo
-            elif not first:
-                conds.append(f"t.{k} > :after")
-                params["after"] = after
-            sql = self._pending_sql(info, conds) + " LIMIT :page"
-
-            def page(sql: str = sql) -> list[PendingRow]:
-                with self.engine.connect() as conn:
-                    return [PendingRow(key, text if h is not None else None, h)
-                            for key, text, h in conn.execute(sql_text(sql), params)]
-
-            rows = self.retrying("reading pending rows", page)
-            if rows:
-                yield rows
-            if len(rows) < page_rows:
-                return
-            after, first = rows[-1].key, False
-
-    def pending_for_keys(self, info: TableInfo, keys: Sequence[Any], eid: EmbeddingId) -> list[PendingRow]:
-        from sqlalchemy import text as sql_text
-
-        sql = self._pending_sql(info, [f"t.{self.quote(info.key)} IN (SELECT value FROM json_each(:keys))"])
-        params = {"src": info.state_source, "mid": eid.model_id, "var": eid.variant, "keys": json.dumps(list(keys))}
-
-        def read() -> list[PendingRow]:
-            with self.engine.connect() as conn:
-                return [PendingRow(key, text if h is not None else None, h)
-                        for key, text, h in conn.execute(sql_text(sql), params)]
-
-        return self.retrying("reading changed rows", read)
-
-    def write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int:
-        if not rows:
-            return 0
-        return self.retrying(f"writing {len(rows)} vectors", lambda: self._write(info, rows, eid))
+    def _keys_sql(self, info: TableInfo) -> str:
+        return self._pending_sql(info, [f"t.{self.quote(info.key)} IN (SELECT value FROM json_each(:keys))"])
 
     def _state_rows(self, info: TableInfo, rows: Sequence[WriteRow] | Sequence[ChunkRow], eid: EmbeddingId) -> Any:
         return [(info.state_source, r.key, r.hash, eid.model_id, eid.variant) for r in rows]
@@ -221,11 +173,6 @@ class SqliteTarget(SqlTarget):
                                 f"WHERE {k} = ?", [(vec, key) for key, vec in values])
             cur.executemany(self._UPSERT_STATE, self._state_rows(info, rows, eid))
         return len(rows)
-
-    def write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
-        if not rows:
-            return 0
-        return self.retrying(f"writing the chunks of {len(rows)} rows", lambda: self._write_chunks(info, rows, eid))
 
     def _write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
         k, v = self.quote(info.key), self.quote(info.vector)
