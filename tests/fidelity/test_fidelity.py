@@ -111,7 +111,7 @@ def test_matches_sentence_transformers(texts: list[str], reference: F32, model_d
     cos = cosine(_embedder(engines, model_dir, precision).embed(texts), reference)
     worst = texts[int(cos.argmin())][:80]
     assert cos.min() >= TARGETS[precision][0], f"worst {precision} text: {worst!r} cos={cos.min():.6f}"
-    assert cos.mean() >= 0.999, f"{precision} mean cosine {cos.mean():.5f}"
+    assert cos.mean() >= (0.995 if precision == "int8" else 0.9999), f"{precision} mean cosine {cos.mean():.5f}"
 
 
 @pytest.mark.parametrize("precision", ["int8", pytest.param("bf16", marks=NO_BF16)])
@@ -182,7 +182,7 @@ def test_served_by_openvino_in_the_precision_asked(model_dir: Path, engines: dic
     if precision == "bf16":
         assert info["inference_precision"] == "bf16" and set(kernels) == {"bf16"}
     else:
-        assert kernels.get("u8", 0) + kernels.get("i8", 0) >= 24, f"int8 kernels: {kernels}"
+        assert kernels.get("u8", 0) + kernels.get("i8", 0) >= 30, f"int8 kernels: {kernels}"
         m = ModelStore(model_dir).get(f"{MODEL}-int8")
         assert m.runtime == "openvino" and m.model_file == "model.xml"
         assert m.quantization["smooth_quant_alpha"] == 0.8
