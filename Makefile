@@ -58,8 +58,11 @@ $(LINT_VENV)/.installed-2:
 
 # bandit: asserts (type narrowing), subprocess with argument lists and the subprocess import are
 # allowed; every other finding is fixed or carries a `# nosec Bxxx` with its reason nearby.
+# db/targets builds SQL text from identifiers TableSpec validated and the dialect quoted, and binds
+# every value: B608 is waived there (as ruff's S608 is, pyproject.toml) and checked everywhere else.
 lint-security: $(LINT_VENV)/.installed-2 $(VENV)/.dev-installed
-	$(LINT_VENV)/bin/bandit -q -r python/sqlembed -s B101,B404,B603 2>/dev/null
+	$(LINT_VENV)/bin/bandit -q -r python/sqlembed -s B101,B404,B603 -x python/sqlembed/db/targets 2>/dev/null
+	$(LINT_VENV)/bin/bandit -q -r python/sqlembed/db/targets -s B101,B404,B603,B608 2>/dev/null
 	$(BIN)/python scripts/audit.py $(BIN)/python $(LINT_VENV)/bin/pip-audit
 
 lint-infra: $(LINT_VENV)/.installed-2

@@ -159,7 +159,8 @@ def run_wrk(name: str, url: str, bodies: list[str], texts_per_request: int, conn
     script = _lua(bodies, workdir / f"{abs(hash(name))}.lua")
     pids = _tree(server_pid)
     cpu0 = _cpu_seconds(pids)
-    out = subprocess.run(["taskset", "-c", cores, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+    # taskset and wrk from PATH: a benchmark run by hand, on loopback.
+    out = subprocess.run(["taskset", "-c", cores, "wrk", "-t1",  # nosec B607 f"-c{connections}", f"-d{seconds}s", "--latency",
                           "-s", str(script), url + "/api/embed"], capture_output=True, text=True, check=True).stdout
     cpu = _cpu_seconds(pids) - cpu0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -174,7 +175,7 @@ class Server:
     def __init__(self, args: list[str], cores: str, port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "SQLEMBED_LOG_LEVEL": "WARNING"}
-        self.proc = subprocess.Popen(["taskset", "-c", cores, sys.executable, "-m", "sqlembed.benchmark.ceiling",
+        self.proc = subprocess.Popen(["taskset", "-c", cores, sys.executable,  # nosec B607 - taskset from PATH "-m", "sqlembed.benchmark.ceiling",
                                       *args, "--port", str(port)], env=env)
         deadline = time.monotonic() + 120
         import urllib.request
@@ -184,7 +185,7 @@ class Server:
             try:
                 req = urllib.request.Request(self.url + "/api/embed", data=body,  # noqa: S310 - loopback
                                              headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(req, timeout=2) as r:  # noqa: S310 - loopback, our own server
+                with urllib.request.urlopen(req, timeout=2) as r:  # noqa: S310  # nosec B310 - http://127.0.0.1 only
                     if r.status == 200:
                         return
             except OSError:

@@ -18,7 +18,8 @@ from sqlembed.errors import BackendUnavailable, DatabaseUnavailable, InvalidInpu
 # msodbcsql's pre-connect attribute for an access token (SQL_COPT_SS_ACCESS_TOKEN).
 SQL_COPT_SS_ACCESS_TOKEN = 1256
 
-_SYNONYMS = {"user id": "UID", "user": "UID", "uid": "UID", "password": "PWD", "pwd": "PWD",
+# Keyword names, not passwords.
+_SYNONYMS = {"user id": "UID", "user": "UID", "uid": "UID", "password": "PWD", "pwd": "PWD",  # nosec B105
              "initial catalog": "Database", "database": "Database", "data source": "Server", "server": "Server",
              "addr": "Server", "address": "Server"}
 _TIMEOUT_KEYS = {"connection timeout", "connect timeout", "logintimeout", "login timeout", "timeout"}
