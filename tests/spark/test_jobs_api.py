@@ -100,6 +100,10 @@ def test_cancel_a_running_job(job_server: ServerThread) -> None:
     ({"db": "small", "table": "docs", "key": "id", "text": "body", "vector": "embedding",
       "where": "id IN (SELECT id FROM docs)"}, 400),
     ({"db": "small", "table": "docs", "key": "id", "text": "body", "vector": "embedding", "dimensions": 999}, 400),
+    ({"db": "small", "table": "docs", "key": "id", "text": "body", "vector": "embedding", "chunk_table": "c"}, 400),
+    ({"db": "small", "table": "docs", "key": "id", "text": "body", "vector": "embedding", "chunk_table": "c",
+      "chunk_tokens": 64, "chunk_overlap": 32}, 400),
+    ({"db": "small", "table": "docs", "key": "id", "text": "body", "vector": "embedding", "sync": "sometimes"}, 400),
 ])
 def test_bad_job_requests(job_server: ServerThread, dbs: dict[str, Path], body: dict[str, Any], status: int) -> None:
     before = sqlite3.connect(dbs["small"]).execute("SELECT COUNT(*) FROM docs").fetchone()[0]
@@ -107,6 +111,23 @@ def test_bad_job_requests(job_server: ServerThread, dbs: dict[str, Path], body: 
     assert r.status_code in (status, 422) and r.json()["error"]["message"], r.text
     assert "sqlite:///" not in r.text, "database URLs are never echoed"
     assert sqlite3.connect(dbs["small"]).execute("SELECT COUNT(*) FROM docs").fetchone()[0] == before
+
+
+def test_a_chunk_job_with_change_sync_through_the_api(job_server: ServerThread, dbs: dict[str, Path]) -> None:
+    body = {"db": "small", "table": "docs", "key": "id", "text": "body", "vector": "embedding",
+            "chunk_table": "doc_chunks", "chunk_tokens": 16, "chunk_overlap": 2, "sync": "changes"}
+    first = _wait(job_server.url, httpx.post(job_server.url + "/v1/jobs", json=body).json()["id"], {"succeeded", "failed"})
+    assert first["state"] == "succeeded" and first["mode"] == "changes", first
+    conn = sqlite3.connect(dbs["small"])
+    assert conn.execute("SELECT COUNT(DISTINCT id) FROM doc_chunks").fetchone()[0] == 300
+    conn.execute("DELETE FROM docs WHERE id = 5")
+    conn.execute("UPDATE docs SET body = 'changed text' WHERE id = 6")
+    conn.commit()
+    again = _wait(job_server.url, httpx.post(job_server.url + "/v1/jobs", json=body).json()["id"], {"succeeded", "failed"})
+    assert (again["state"], again["mode"], again["rows_total"], again["rows_done"], again["rows_deleted"]) == \
+        ("succeeded", "changes", 1, 1, 1), again
+    assert conn.execute("SELECT COUNT(*) FROM doc_chunks WHERE id = 5").fetchone()[0] == 0
+    conn.close()
 
 
 def test_unknown_job_is_404(job_server: ServerThread) -> None:
