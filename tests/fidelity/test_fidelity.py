@@ -141,9 +141,11 @@ def test_batch_invariance(texts: list[str], model_dir: Path, engines: dict[str, 
     """A text alone versus inside one maximally padded batch of 64 (int8 was a strict xfail:
     dynamic int8 picked one activation scale per batch, cosine ~0.99).
 
-    Static int8 moved one text of 64 by 1.1e-4 in cosine (measured 0.99989): its non-int8 layers
-    run in bf16, and bf16 kernels for a [1, n] and a [64, 256] input block their sums differently
-    (with those layers in f32 it is exact, at half the speed). The partner test below is bit-exact."""
+    Static int8 moves a text by up to ~6e-4 in cosine (1.1e-4 here, 6.2e-4 over 98 corpus texts
+    in bench/cpu_peers.py; dynamic int8: 1.3e-2): its non-int8 parts run in bf16, bf16 kernels
+    for a [1, n] and a [64, 256] input block their sums differently, and a tiny difference can
+    flip an int8 rounding downstream (with those parts in f32 it is exact, at half the speed).
+    The partner test below, at one shape, is bit-exact."""
     emb = _embedder(engines, model_dir, precision)
     rng = np.random.default_rng(7)
     batch = [texts[i] for i in rng.choice(len(texts), size=64, replace=False)]
@@ -151,7 +153,7 @@ def test_batch_invariance(texts: list[str], model_dir: Path, engines: dict[str, 
     assert max(lengths) - min(lengths) > 100, "the batch must mix lengths so padding is exercised"
     together = emb.embed_tokens(emb.tokenizer.encode(batch).ids)
     alone = np.vstack([emb.embed([t]) for t in batch])
-    assert cosine(together, alone).min() >= (0.9995 if precision == "int8" else 0.99999)
+    assert cosine(together, alone).min() >= (0.999 if precision == "int8" else 0.99999)
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)

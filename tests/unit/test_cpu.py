@@ -183,3 +183,14 @@ def test_auto_logs_the_choice_and_why(tmp_path: Path, caplog: pytest.LogCaptureF
         registry.create_backend("auto", tmp_path, threads=1, manifest=_manifest("fp32", "onnxruntime"),
                                 caps=caps(HASWELL))
     assert any("backend auto -> onnx-cpu" in r.message and "avx2" in r.message for r in caplog.records)
+
+
+def test_full_range_int8_on_a_cpu_without_vnni_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("openvino")
+    import dataclasses
+
+    (tmp_path / "model.xml").write_text("<not a model/>")
+    m = dataclasses.replace(_manifest("int8", "openvino", "model.xml"), quantization={"overflow_fix": "disable"})
+    with caplog.at_level(logging.WARNING, logger="sqlembed.engine.registry"), pytest.raises(Exception):  # noqa: B017
+        registry.create_backend("auto", tmp_path, threads=1, manifest=m, caps=caps(HASWELL))
+    assert any("may saturate" in r.message and "rebuild" in r.message for r in caplog.records)

@@ -138,5 +138,5 @@ def choose_cpu_backend(precision: str, runtime: str, caps: CpuCaps, *, openvino_
     if precision == "int8":
         return "onnx-cpu", ("int8 model built with ONNX Runtime dynamic quantization (before static int8); "
                             "rebuild it for calibrated static int8: sqlembed model build --precision int8 --force")
-    return "onnx-cpu", (f"{precision}: ONNX Runtime (OpenVINO f32 measured no faster, docs/benchmarks.md); "
-                        f"CPU {caps.summary()}")
+    return "onnx-cpu", (f"{precision}: ONNX Runtime, the reference runtime (OpenVINO f32 measured within "
+                        f"noise, 5-11% faster, docs/benchmarks.md); CPU {caps.summary()}")

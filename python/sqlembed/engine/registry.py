@@ -117,6 +117,11 @@ def create_backend(name: str, model_dir: Path, *, threads: int, spin: bool = Fal
     if name == "openvino":
         from sqlembed.engine.openvino_cpu import OpenVinoBackend
 
+        if manifest is not None and manifest.quantization.get("overflow_fix") == "disable" and not caps.vnni:
+            log.warning("%s was quantized with full-range int8 weights on a CPU with VNNI; this CPU has none and "
+                        "its int8 sums may saturate: rebuild it here (sqlembed model build --precision int8 --force)",
+                        manifest.id)
+
         ov_backend = OpenVinoBackend(model_file, threads=threads, precision=precision, caps=caps, reason=why)
         log.info("backend openvino (%d threads, %s inference, fully connected kernels %s) for %s; CPU %s",
                  threads, ov_backend.describe()["inference_precision"], ov_backend.kernels(), model_dir.name,
