@@ -14,6 +14,7 @@ from sqlembed.engine.gpu_common import (
     engine_cache_key,
     engine_path,
     find_engine,
+    gpu_precision_refusal,
     optimization_profile,
     split_on_oom,
 )
@@ -66,6 +67,13 @@ def test_fallback_reasons_say_why() -> None:
     assert "TensorRT is not installed" in choose_backend(Availability(False, True, False, False, True))[1]
     assert "no CUDA GPU" in choose_backend(Availability(True, False, False, False, True))[1]
     assert "SQLEMBED_BUILD_ON_START" in choose_backend(Availability(True, True, False, True, True))[1]
+
+
+def test_gpu_backends_serve_fp32_models_only() -> None:
+    assert gpu_precision_refusal("tensorrt", "fp32") is None
+    for precision in ("bf16", "int8"):
+        why = gpu_precision_refusal("torch", precision)
+        assert why is not None and precision in why and "openvino" in why
 
 
 class FakeOOM(Exception):
