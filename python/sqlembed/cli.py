@@ -292,8 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--model", help=f"model name (default {DEFAULT_MODEL})")
-    s.add_argument("--precision", choices=["fp32", "int8"])
-    s.add_argument("--backend", choices=["auto", "onnx-cpu", "torch", "tensorrt"],
+    s.add_argument("--precision", choices=["fp32", "bf16", "int8"])
+    s.add_argument("--backend", choices=["auto", "onnx-cpu", "openvino", "torch", "tensorrt"],
                    help="inference backend (default $SQLEMBED_BACKEND or auto)")
     s.add_argument("--placement", choices=["local", "spark", "auto"],
                    help="where online batches run: local engine, Spark executors, or executors when any "
@@ -306,10 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("model", help="build and list models").add_subparsers(dest="model_cmd", required=True)
-    b = m.add_parser("build", help="export a sentence-transformers model to ONNX")
+    b = m.add_parser("build", help="export a sentence-transformers model (ONNX; OpenVINO IR for int8)")
     b.add_argument("--source", help="model directory or Hugging Face id (default: bundled all-MiniLM-L6-v2)")
-    b.add_argument("--precision", choices=["fp32", "int8", "fp16"], default="fp32",
-                   help="fp32 (default) or int8 ONNX; fp16 with --backend tensorrt")
+    b.add_argument("--precision", choices=["fp32", "bf16", "int8", "fp16"], default="fp32",
+                   help="fp32 (default, ONNX); bf16 (the fp32 graph run in bf16 by OpenVINO, CPUs with "
+                        "avx512_bf16/AMX); int8 (calibrated static quantization, OpenVINO IR); fp16 with "
+                        "--backend tensorrt")
     b.add_argument("--backend", choices=["onnx", "tensorrt"], default="onnx",
                    help="tensorrt: also build a TensorRT engine for this GPU (needs the gpu extra)")
     b.add_argument("--name", help="model name (default: from the source)")

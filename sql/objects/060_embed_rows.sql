@@ -121,7 +121,8 @@ BEGIN
         EXEC @rc = sqlembed.invoke @path = N'/readyz', @method = N'GET', @response = @ready OUTPUT, @error = @error OUTPUT;
         IF @rc <> 0
             GOTO cleanup;
-        SET @model_id = JSON_VALUE(@ready, '$.result.model');
+        -- vector_id: the model id plus its quantization recipe (a rebuilt int8 model is another model).
+        SET @model_id = COALESCE(JSON_VALUE(@ready, '$.result.vector_id'), JSON_VALUE(@ready, '$.result.model'));
         SET @variant = CONCAT(@variant, CASE WHEN JSON_VALUE(@ready, '$.result.prompts.passage') IS NOT NULL
                                              THEN N';passage' ELSE N'' END);
 

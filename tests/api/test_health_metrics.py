@@ -14,8 +14,11 @@ pytestmark = pytest.mark.slow
 def test_healthz_and_readyz(base_url: str) -> None:
     assert httpx.get(base_url + "/healthz").json() == {"status": "ok"}
     r = httpx.get(base_url + "/readyz").json()
-    placement = r.pop("placement")
-    assert r == {"status": "ready", "model": "all-minilm-l6-v2-fp32", "backend": "onnx-cpu"}
+    placement, engine = r.pop("placement"), r.pop("engine")
+    assert r == {"status": "ready", "model": "all-minilm-l6-v2-fp32", "backend": "onnx-cpu", "dimensions": 384,
+                 "prompts": {}, "vector_id": "all-minilm-l6-v2-fp32"}
+    # The backend describes itself: runtime, the precision it computes in, and why it was chosen.
+    assert engine["backend"] == "onnx-cpu" and engine["precision"] == "fp32" and engine["cpu"]
     assert placement["mode"] == "local" and placement["active"] == "local"
     assert set(placement["batches"]) <= {"local"}
 

@@ -137,12 +137,11 @@ def test_admission_is_one_queue_for_all_fronts(model_dir: Path, tmp_path: Path) 
     for served in _serve(model_dir, tmp_path, SQLEMBED_MAX_QUEUE_TEXTS="100"):
         texts = paragraphs()[:64]
 
-        async def burst() -> list[httpx.Response]:
+        async def burst(url: str, texts: list[str]) -> list[httpx.Response]:
             async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_keepalive_connections=0)) as c:
-                return await asyncio.gather(*(c.post(served.url + "/api/embed", json={"input": texts})
-                                              for _ in range(16)))
+                return await asyncio.gather(*(c.post(url + "/api/embed", json={"input": texts}) for _ in range(16)))
 
-        answers = asyncio.run(burst())
+        answers = asyncio.run(burst(served.url, texts))
         codes = sorted(r.status_code for r in answers)
         assert len({r.headers["x-request-id"][:16] for r in answers}) == 2, "the burst reached both fronts"
         # 16 requests arrive within milliseconds; embedding 64 paragraphs takes far longer.

@@ -116,14 +116,15 @@ def test_bad_job_requests(job_server: ServerThread, dbs: dict[str, Path], body: 
 def test_a_chunk_job_with_change_sync_through_the_api(job_server: ServerThread, dbs: dict[str, Path]) -> None:
     body = {"db": "small", "table": "docs", "key": "id", "text": "body", "vector": "embedding",
             "chunk_table": "doc_chunks", "chunk_tokens": 16, "chunk_overlap": 2, "sync": "changes"}
-    first = _wait(job_server.url, httpx.post(job_server.url + "/v1/jobs", json=body).json()["id"], {"succeeded", "failed"})
+    done = {"succeeded", "failed"}
+    first = _wait(job_server.url, httpx.post(job_server.url + "/v1/jobs", json=body).json()["id"], done)
     assert first["state"] == "succeeded" and first["mode"] == "changes", first
     conn = sqlite3.connect(dbs["small"])
     assert conn.execute("SELECT COUNT(DISTINCT id) FROM doc_chunks").fetchone()[0] == 300
     conn.execute("DELETE FROM docs WHERE id = 5")
     conn.execute("UPDATE docs SET body = 'changed text' WHERE id = 6")
     conn.commit()
-    again = _wait(job_server.url, httpx.post(job_server.url + "/v1/jobs", json=body).json()["id"], {"succeeded", "failed"})
+    again = _wait(job_server.url, httpx.post(job_server.url + "/v1/jobs", json=body).json()["id"], done)
     assert (again["state"], again["mode"], again["rows_total"], again["rows_done"], again["rows_deleted"]) == \
         ("succeeded", "changes", 1, 1, 1), again
     assert conn.execute("SELECT COUNT(*) FROM doc_chunks WHERE id = 5").fetchone()[0] == 0

@@ -14,7 +14,7 @@ MODEL = "all-minilm-l6-v2"
 
 def engine_settings(model_dir: Path, precision: str = "fp32", **kw: Any) -> EngineSettings:
     kw.setdefault("threads", 2)
-    kw.setdefault("backend", "onnx-cpu")
+    kw.setdefault("backend", "auto")  # fp32 on ONNX Runtime, bf16/int8 on OpenVINO (engine/registry.py)
     return EngineSettings(model_dir=model_dir, model=MODEL, precision=precision, **kw)
 
 

@@ -14,7 +14,8 @@ from sqlembed.errors import ModelBuildError, ModelNotFound
 def test_built_models_are_self_describing(model_dir: Path) -> None:
     store = ModelStore(model_dir)
     ids = [m.id for m in store.list()]
-    assert ids == ["all-minilm-l6-v2-fp32", "all-minilm-l6-v2-int8"]
+    # bf16 is built too where the CPU has the instructions (tests/conftest.py).
+    assert {"all-minilm-l6-v2-fp32", "all-minilm-l6-v2-int8"} <= set(ids)
     m = store.get("all-minilm-l6-v2-fp32")
     assert (m.dimensions, m.max_seq_length, m.pooling, m.normalize) == (384, 256, "mean", True)
     assert m.source_hash.startswith("sha256:") and len(m.source_hash) == 71
@@ -57,3 +58,17 @@ def test_unsupported_configs_fail_clearly(tmp_path: Path) -> None:
         read_config(tmp_path)
     with pytest.raises(ModelBuildError, match="exactly one"):
         read_config(_st_dir(tmp_path / "two", {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True}))
+
+
+@pytest.mark.slow
+def test_vector_id_names_the_quantization_recipe(model_dir: Path) -> None:
+    """Stored vectors record vector_id: a rebuilt int8 model (another recipe, or the old dynamic
+    int8 with no recipe) must not pass for the model that wrote them."""
+    store = ModelStore(model_dir)
+    fp32, int8 = store.get("all-minilm-l6-v2-fp32"), store.get("all-minilm-l6-v2-int8")
+    assert fp32.vector_id == fp32.id
+    assert int8.vector_id.startswith(int8.id + "+") and int8.quantization["recipe"] in int8.vector_id
+    old = Manifest.from_dict({**json.loads(int8.to_json()), "quantization": {}})
+    other = Manifest.from_dict({**json.loads(int8.to_json()),
+                                "quantization": {**int8.quantization, "weights": "s8 7-bit (overflow fix, no VNNI)"}})
+    assert len({old.vector_id, int8.vector_id, other.vector_id}) == 3

@@ -16,7 +16,7 @@ from sqlembed.api.auth import KeyRing, make_auth_middleware
 from sqlembed.api.errors import REQUEST_ID, Handler, error_middleware
 from sqlembed.api.routes import ROUTES
 from sqlembed.api.state import SERVICE, Service
-from sqlembed.engine.backend import Backend
+from sqlembed.engine.backend import Backend, describe_backend
 from sqlembed.engine.batcher import Batcher
 from sqlembed.engine.config import EngineSettings
 from sqlembed.engine.embedder import Embedder
@@ -139,8 +139,8 @@ def create_app(settings: Settings, backend: Embedder | Backend | None = None,
             svc.metrics.track_queue(lambda: batcher.queued_texts)
             svc.embedder = embedder
             svc.batcher = batcher
-            log.info("ready: model %s (%d dimensions, %s)", embedder.manifest.id,
-                     embedder.dimensions, embedder.backend.name)
+            log.info("ready: model %s (%d dimensions), engine %s", embedder.manifest.id,
+                     embedder.dimensions, describe_backend(embedder.backend))
 
         task = asyncio.create_task(load())
         yield

@@ -7,6 +7,7 @@ from aiohttp import web
 from sqlembed.api.responses import json_response
 from sqlembed.api.schemas.service import Health, Ready
 from sqlembed.api.state import SERVICE
+from sqlembed.engine.backend import describe_backend
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -19,7 +20,10 @@ async def readyz(request: web.Request) -> web.Response:
     if svc.ready and svc.manifest is not None:
         body: Ready = {"status": "ready", "model": svc.manifest.id, "dimensions": svc.manifest.dimensions,
                        "prompts": svc.manifest.prompts_by_input_type(),
-                       "backend": svc.embedder.backend.name if svc.embedder is not None else None}
+                       "backend": svc.embedder.backend.name if svc.embedder is not None else None,
+                       "vector_id": svc.manifest.vector_id}
+        if svc.embedder is not None:
+            body["engine"] = describe_backend(svc.embedder.backend)
         if svc.placement is not None and svc.batcher is not None:
             placement = svc.placement.describe()
             placement["batches"] = dict(svc.batcher.served)

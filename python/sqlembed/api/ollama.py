@@ -55,11 +55,16 @@ async def tags(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     _, _, m = svc.engine()
     modified = dt.datetime.fromisoformat(m.created_at) if m.created_at else dt.datetime.now(dt.UTC)
-    size = (svc.settings.model_dir / m.id / "model.onnx").stat().st_size
+    from sqlembed.engine.store import ModelStore
+
+    graph = ModelStore(svc.settings.model_dir).model_file(m.id, m)
+    weights = graph.with_suffix(".bin")  # an OpenVINO IR keeps its weights beside the .xml
+    size = graph.stat().st_size + (weights.stat().st_size if graph.suffix == ".xml" and weights.is_file() else 0)
+    fmt = "openvino" if m.runtime == "openvino" else "onnx"
     models: list[Tag] = [{
         "name": n, "model": n, "modified_at": modified.isoformat(), "size": size,
         "digest": m.source_hash.removeprefix("sha256:"),
-        "details": {"parent_model": "", "format": "onnx", "family": m.family, "families": [m.family],
+        "details": {"parent_model": "", "format": fmt, "family": m.family, "families": [m.family],
                     "parameter_size": f"{m.parameters / 1e6:.1f}M", "quantization_level": m.precision.upper(),
                     "embedding_length": m.dimensions, "pooling": m.pooling, "normalize": m.normalize,
                     "prompts": m.prompts, "max_tokens": m.max_seq_length},

@@ -74,7 +74,7 @@ def bench_engine(model_dir: Path, precision: str, texts: list[str], tokens: int)
     from sqlembed.engine.config import EngineSettings
     from sqlembed.engine.opener import open_embedder
 
-    emb = open_embedder(EngineSettings(model_dir, "all-minilm-l6-v2", precision, backend="onnx-cpu"))
+    emb = open_embedder(EngineSettings(model_dir, "all-minilm-l6-v2", precision))  # auto: the precision's runtime
     emb.embed(texts[:64])
     t0 = time.perf_counter()
     emb.embed(texts)

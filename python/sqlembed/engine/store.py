@@ -46,6 +46,17 @@ class Manifest:
     quantization: dict[str, Any] = field(default_factory=dict)
     """How the int8 graph was made (method, calibration set and its hash, settings); empty otherwise."""
 
+    @property
+    def vector_id(self) -> str:
+        """What a stored vector records as its model: the id, plus the quantization recipe (and
+        weight range) where there is one, so vectors of a rebuilt int8 model with another recipe,
+        or an old dynamic int8 model, never pass for each other's."""
+        recipe = self.quantization.get("recipe")
+        if not recipe:
+            return self.id
+        narrow = "" if str(self.quantization.get("weights", "")).startswith("s8 full") else "-w7"
+        return f"{self.id}+{recipe}{narrow}"
+
     def prompt_for(self, input_type: str | None) -> str | None:
         """The prompt text for a request's input type, as sentence-transformers would apply it.
 

@@ -106,7 +106,7 @@ def plan(job: BulkJob, slices: int) -> Plan:
             raise InvalidInput(f"{info.vector} holds {info.vector_type} vectors; the job asks for {job.vector_type}")
         # Bulk rows are passages: the model's passage prompt (if it has one) is part of the identity.
         prompt = "passage" if manifest.prompt_for("passage") is not None else None
-        eid = EmbeddingId(manifest.id, dims, job.vector_type or info.vector_type, prompt,
+        eid = EmbeddingId(manifest.vector_id, dims, job.vector_type or info.vector_type, prompt,
                           job.spec.chunk_tokens if info.chunked else None, job.spec.chunk_overlap)
         info = target.prepare(info, eid)
         tracked = job.sync != "hash" and target.tracking(info)
