@@ -160,8 +160,9 @@ def run_wrk(name: str, url: str, bodies: list[str], texts_per_request: int, conn
     pids = _tree(server_pid)
     cpu0 = _cpu_seconds(pids)
     # taskset and wrk from PATH: a benchmark run by hand, on loopback.
-    out = subprocess.run(["taskset", "-c", cores, "wrk", "-t1",  # nosec B607 f"-c{connections}", f"-d{seconds}s", "--latency",
-                          "-s", str(script), url + "/api/embed"], capture_output=True, text=True, check=True).stdout
+    cmd = ["taskset", "-c", cores, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+           url + "/api/embed"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout  # nosec B607
     cpu = _cpu_seconds(pids) - cpu0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -175,8 +176,8 @@ class Server:
     def __init__(self, args: list[str], cores: str, port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "SQLEMBED_LOG_LEVEL": "WARNING"}
-        self.proc = subprocess.Popen(["taskset", "-c", cores, sys.executable,  # nosec B607 - taskset from PATH "-m", "sqlembed.benchmark.ceiling",
-                                      *args, "--port", str(port)], env=env)
+        cmd = ["taskset", "-c", cores, sys.executable, "-m", "sqlembed.benchmark.ceiling", *args, "--port", str(port)]
+        self.proc = subprocess.Popen(cmd, env=env)  # nosec B607 - taskset from PATH
         deadline = time.monotonic() + 120
         import urllib.request
 
