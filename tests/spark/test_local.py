@@ -185,3 +185,14 @@ def test_float16_vectors_are_half_precision_and_never_mix(spark_local: Any, mode
     assert run(spark_local, _cfg(url, model_dir, vector_type="float16")).rows_embedded == 0
     assert run(spark_local, _cfg(url, model_dir)).rows_embedded == 30
     np.testing.assert_allclose(np.stack([_vectors(db)[i + 1] for i in range(30)]), ref, atol=1e-6)
+
+
+def test_a_holder_never_stops_a_session_it_did_not_start(spark_local: Any) -> None:
+    # A service embedded in a process that already runs Spark (here: the suite's session) gets that
+    # session from getOrCreate; closing the service must leave it running for its owner.
+    from sqlembed.spark.session import SessionHolder
+
+    holder = SessionHolder()
+    assert holder.get().sparkContext is spark_local.sparkContext
+    holder.close()
+    assert spark_local.range(10).count() == 10

@@ -87,9 +87,11 @@ def build_spec(limits: Limits | None = None, extra_paths: tuple[str, ...] = ()) 
             ok["headers"] = {TRUNCATED_HEADER: {"description": "tokens cut from over-long inputs, all inputs together",
                                                 "schema": {"type": "integer", "minimum": 0}}}
         responses: dict[str, Any] = {str(r.status): ok}
+        error_schema = (spec.schema(r.error_body, "serialization") if r.error_body is not None
+                        else error_refs[r.protocol])
         for code in r.errors:
             responses[str(code)] = {"description": ERROR_TEXT[code],
-                                    "content": {"application/json": {"schema": error_refs[r.protocol]}}}
+                                    "content": {"application/json": {"schema": error_schema}}}
         op["responses"] = responses
         paths.setdefault(r.path, {})[r.method.lower()] = op
     for path in extra_paths:  # SQLEMBED_CUSTOM_FORMATS routes: shapes are the operator's own

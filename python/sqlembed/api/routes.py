@@ -34,6 +34,8 @@ class Route:
     """The 2xx body's type (a TypedDict), or None for a text body."""
     status: int = 200
     errors: tuple[int, ...] = (401,)
+    error_body: Any = None
+    """The error statuses' body type where it is not the protocol's error envelope (readiness)."""
     open: bool = False
     """Served without an API key (liveness and readiness probes, Ollama's root)."""
     content_type: str = "application/json"
@@ -77,7 +79,7 @@ ROUTES: tuple[Route, ...] = (
           response=job_s.Scale, errors=(401, 503)),
     Route("GET", "/healthz", health.healthz, "liveness", "ollama", response=service_s.Health, open=True, errors=()),
     Route("GET", "/readyz", health.readyz, "readiness: model loaded and warmed", "ollama",
-          response=service_s.Ready, open=True, errors=(503,)),
+          response=service_s.Ready, open=True, errors=(503,), error_body=service_s.Ready),
     Route("GET", "/metrics", health.metrics, "Prometheus metrics", "ollama", content_type="text/plain"),
     Route("GET", "/openapi.json", openapi.openapi, "this document", "ollama", response=dict[str, Any]),
 )

@@ -28,6 +28,14 @@ def load_manifest(es: EngineSettings) -> Manifest:
     except ModelNotFound:
         raise SqlembedError(f"model '{es.model_id}' is not built in {es.model_dir}; build it: "
                             f"{rebuild_command(es)}") from None
+    except (ValueError, TypeError, KeyError) as exc:  # a truncated or hand-edited manifest.json
+        raise _unloadable(es, exc) from None
+
+
+def _unloadable(es: EngineSettings, exc: Exception) -> SqlembedError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return SqlembedError(f"model '{es.model_id}' in {es.model_path} cannot be loaded ({type(exc).__name__}: "
+                         f"{first}); rebuild it: {rebuild_command(es)} --force")
 
 
 def open_backend(es: EngineSettings, manifest: Manifest) -> Backend:
@@ -49,8 +57,6 @@ def open_embedder(es: EngineSettings, backend: Backend | None = None) -> Embedde
     except SqlembedError:
         raise
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise SqlembedError(f"model '{es.model_id}' in {path} cannot be loaded ({type(exc).__name__}: {first}); "
-                            f"rebuild it: {rebuild_command(es)} --force") from None
+        raise _unloadable(es, exc) from None
     return Embedder(chosen, tokenizer, manifest, max_batch_items=es.max_batch_items,
                     max_batch_tokens=es.max_batch_tokens)

@@ -66,13 +66,15 @@ def build_session(conf: dict[str, str]) -> Any:
 class SessionHolder:
     """The process's one SparkSession, built on first use and shared by bulk jobs and online dispatch.
 
-    A session handed in by ``factory`` belongs to the caller (tests); only one built here is stopped.
+    A session handed in by ``factory``, or one already running in the process, belongs to its
+    owner; only one this holder started is stopped.
     """
 
     def __init__(self, conf: dict[str, str] | None = None, factory: Callable[[], Any] | None = None) -> None:
         self._conf = conf
         self._factory = factory
         self._spark: Any = None
+        self._owned = False
         self._lock = threading.Lock()
 
     @property
@@ -85,6 +87,12 @@ class SessionHolder:
                 if self._factory is not None:
                     self._spark = self._factory()
                 else:
+                    from pyspark import SparkContext
+
+                    # getOrCreate hands back a session someone else in this process started (an
+                    # embedding application, a test); stopping that one on close would pull it from
+                    # under its owner. pyspark has no public "was it created" answer.
+                    self._owned = SparkContext._active_spark_context is None
                     self._spark = build_session(self._conf or spark_conf("local[*]", gpu=False))
             return self._spark
 
@@ -94,6 +102,6 @@ class SessionHolder:
 
     def close(self) -> None:
         with self._lock:
-            if self._spark is not None and self._factory is None:
+            if self._spark is not None and self._owned:
                 self._spark.stop()
             self._spark = None

@@ -131,6 +131,10 @@ def _parse(where: str, dialect: Dialect) -> Any:
                            "(it did not parse as one)", param="where") from None
     allowed = _allowed()
     for node in tree.walk():
+        if node.comments:
+            # The renderer drops comments, so one could never reach the database; refusing it
+            # anyway tells the caller their filter is not what they think it is.
+            raise InvalidInput("'where' may not contain comments", param="where")
         if not isinstance(node, allowed):
             raise InvalidInput(f"'where' may only compare columns with literals; {type(node).__name__.upper()} "
                                "is not allowed (point the job at a view for anything more)", param="where")
