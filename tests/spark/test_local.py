@@ -14,6 +14,7 @@ import pytest
 from sqlembed.db.targets import TableSpec, content_hash
 from sqlembed.db.targets.sqlite import STATE as SQLITE_STATE
 from sqlembed.engine.embedder import Embedder
+from sqlembed.errors import InvalidInput
 from sqlembed.spark.job import BulkJob, run
 from tests.spark.conftest import make_table, sentences
 from tests.support.engines import engine_settings, open_engine
@@ -138,8 +139,11 @@ def test_identifiers_are_validated(tmp_path: Path, model_dir: Path, spark_local:
 def test_a_row_filter_embeds_only_matching_rows(spark_local: Any, model_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "filter.db"
     url = make_table(db, sentences(40))
-    # Comments are dropped by the parser's re-rendering; what runs is the checked expression.
-    result = run(spark_local, _cfg(url, model_dir, where="id <= 10 AND NOT id IN (3, 4) -- a comment"))
+    # A comment would vanish in the parser's re-rendering, so the caller would not get what they
+    # wrote: refused before any SQL runs.
+    with pytest.raises(InvalidInput, match="comments"):
+        run(spark_local, _cfg(url, model_dir, where="id <= 10 -- AND NOT id IN (3, 4)"))
+    result = run(spark_local, _cfg(url, model_dir, where="id <= 10 AND NOT id IN (3, 4)"))
     assert (result.rows_embedded, result.rows_failed) == (8, 0)
     assert sorted(_vectors(db)) == [1, 2, 5, 6, 7, 8, 9, 10]
 

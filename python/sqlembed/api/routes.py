@@ -69,7 +69,7 @@ ROUTES: tuple[Route, ...] = (
           sqlserver_s.EmbedRowsRequest, sqlserver_s.EmbedRowsResponse, errors=EMBED_ERRORS,
           description=sqlserver_s.NDJSON_DESCRIPTION),
     Route("POST", "/v1/jobs", jobs.submit, "submit a bulk embedding job (202 at once; poll GET /v1/jobs/{job_id})",
-          "openai", job_s.JobRequest, job_s.Job, status=202, errors=(400, 401, 413, 415, 503)),
+          "openai", job_s.JobRequest, job_s.Job, status=202, errors=(400, 401, 413, 415, 422, 503)),
     Route("GET", "/v1/jobs", jobs.list_jobs, "recent jobs", "openai", response=job_s.JobList, errors=(401, 503)),
     Route("GET", "/v1/jobs/{job_id}", jobs.get, "job state and progress", "openai", response=job_s.Job,
           errors=(401, 404, 503)),

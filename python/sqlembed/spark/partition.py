@@ -142,7 +142,15 @@ def run_slice(target: Any, emb: Any, cfg: PartitionConfig, lo: Any, hi: Any,
 
     def write() -> None:
         while True:
-            item = written.get()
+            # Polled, not a blocking get: when the reader or the embedding fails, nothing more is
+            # queued, and the task must end at once (each failed attempt used to wait out the
+            # 30 s join below before Spark could retry it).
+            try:
+                item = written.get(timeout=0.2)
+            except queue.Empty:
+                if stop.is_set():
+                    return
+                continue
             if item is _DONE:
                 return
             done = (target.write_chunks(cfg.info, item, cfg.eid) if cfg.info.chunked
