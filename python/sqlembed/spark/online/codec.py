@@ -8,8 +8,10 @@ engine/frames.py (no pickle, no JSON: 0.1 ms per batch is what made executor pla
 
 from __future__ import annotations
 
+import socket
 import struct
 from collections.abc import Sequence
+from multiprocessing.connection import Connection
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +26,20 @@ _SECONDS = struct.Struct("<d")
 
 class ProtocolError(Exception):
     pass
+
+
+def no_delay(conn: Connection) -> None:
+    """TCP_NODELAY on a connection's socket (both ends call it).
+
+    multiprocessing.connection writes a frame over 16 KiB as two sends (header, then payload);
+    with Nagle on, the payload waits for the peer's delayed ACK of the header, up to 40 ms per
+    batch. Measured: placement=spark fell from 1.03x to 0.79x of local before this.
+    """
+    sock = socket.socket(fileno=conn.fileno())  # a view of the same descriptor, detached below
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    finally:
+        sock.detach()
 
 
 def encode_batch(batch: Sequence[TokenIds]) -> bytes:

@@ -13,7 +13,7 @@ from multiprocessing.connection import Client
 from typing import Any
 
 from sqlembed.engine.config import EngineSettings
-from sqlembed.spark.online.codec import decode_batch, encode_error, encode_result
+from sqlembed.spark.online.codec import decode_batch, encode_error, encode_result, no_delay
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ def serve_online(index: int, rows: Iterator[Any], cfg: OnlineTaskConfig) -> Iter
         pass
     emb, gpu = task_engine(cfg.engine)
     conn = Client((cfg.host, cfg.port), family="AF_INET", authkey=cfg.authkey)
+    no_delay(conn)
     served = 0
     try:
         hello = {"wave": cfg.wave, "partition": index, "host": socket.gethostname(), "executor": executor_id(),

@@ -17,6 +17,7 @@ from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
+from sqlembed.spark.online.codec import no_delay
 from sqlembed.spark.online.pool import Worker, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class DispatchListener:
                 if self._stopping.is_set():
                     return
                 continue
+            no_delay(conn)
             threading.Thread(target=self._hello, args=(conn,), name="sqlembed-dispatch-hello", daemon=True).start()
 
     def _hello(self, conn: Connection) -> None:
