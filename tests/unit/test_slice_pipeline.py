@@ -28,5 +28,5 @@ def test_a_failed_read_ends_the_writer_at_once() -> None:
                           eid=None)
     with pytest.raises(DatabaseUnavailable):
         run_slice(_Unreadable(), None, cfg, None, None, lambda *_: None)  # type: ignore[arg-type]
-    alive = [t.name for t in threading.enumerate() if t.name.startswith("sqlembed-")]
+    alive = [t.name for t in threading.enumerate() if t.name in ("sqlembed-read", "sqlembed-write")]
     assert alive == [], f"pipeline threads still running after the task failed: {alive}"
