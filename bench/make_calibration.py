@@ -17,15 +17,11 @@ fresh interpreter that imports nothing heavy, and shipped: builds read the file,
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import random
-import re
 import sys
-import warnings
 from pathlib import Path
 
-from sqlembed.benchmark.corpus import _MODULES, paragraphs
+from sqlembed.benchmark.corpus import _MODULES, docstrings, paragraphs, split_paragraphs
 
 OUT = Path(__file__).resolve().parents[1] / "python" / "sqlembed" / "engine" / "data" / "calibration.txt"
 MODULES = (
@@ -41,41 +37,6 @@ MODULES = (
 N_LONG, N_SHORT, SEED = 600, 200, 0
 
 
-def _docstrings(modules: tuple[str, ...]) -> list[str]:
-    out: list[str] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name in modules:
-            try:
-                mod = importlib.import_module(name)
-            except ImportError:
-                continue
-            objs = [mod] + [v for _, v in sorted(vars(mod).items()) if inspect.isclass(v) or inspect.isfunction(v)]
-            for obj in objs:
-                doc = inspect.getdoc(obj)
-                if doc:
-                    out.append(doc)
-                if inspect.isclass(obj):
-                    for _, meth in sorted(vars(obj).items()):
-                        mdoc = inspect.getdoc(meth) if inspect.isfunction(meth) else None
-                        if mdoc:
-                            out.append(mdoc)
-    return out
-
-
-def _paragraphs(docs: list[str]) -> list[str]:
-    seen: set[str] = set()
-    result: list[str] = []
-    for doc in docs:
-        for para in re.split(r"\n\s*\n", doc):
-            text = " ".join(line.strip() for line in para.splitlines()).strip()
-            if not text or text in seen or text.startswith((">>>", "|", "+-", "..")):
-                continue
-            seen.add(text)
-            result.append(text)
-    return result
-
-
 def escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n")
 
@@ -86,7 +47,7 @@ def calibration_texts() -> list[str]:
 
     assert not set(MODULES) & set(_MODULES), "calibration modules overlap the evaluation corpus"
     evaluation = set(paragraphs())
-    paras = [p for p in _paragraphs(_docstrings(MODULES)) if p not in evaluation]
+    paras = [p for p in split_paragraphs(docstrings(MODULES)) if p not in evaluation]
     tok = Tokenizer(default_source() / "tokenizer.json", 256)
     lengths = [len(ids) - 2 for ids in tok.encode(paras).ids]  # without [CLS] and [SEP]
     long_texts = [p for p in paras if len(p) >= 80]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import itertools
 import re
 import warnings
+from collections.abc import Iterator
 
 _MODULES = (
     "argparse", "asyncio", "collections", "contextlib", "csv", "dataclasses", "datetime", "decimal",
@@ -22,11 +24,12 @@ _MODULES = (
 )
 
 
-def _docstrings() -> list[str]:
+def docstrings(modules: tuple[str, ...] = _MODULES) -> list[str]:
+    """Every docstring of ``modules``: each module, its classes and functions, their methods."""
     out: list[str] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for name in _MODULES:
+        for name in modules:
             try:
                 mod = importlib.import_module(name)
             except ImportError:
@@ -44,17 +47,18 @@ def _docstrings() -> list[str]:
     return out
 
 
-def paragraphs(n: int | None = None, *, min_chars: int = 80) -> list[str]:
-    """Distinct prose paragraphs in a stable order (code blocks and tables skipped)."""
+def split_paragraphs(docs: list[str], *, min_chars: int = 0) -> Iterator[str]:
+    """Distinct prose paragraphs of ``docs`` in order (code blocks and tables skipped)."""
     seen: set[str] = set()
-    result: list[str] = []
-    for doc in _docstrings():
+    for doc in docs:
         for para in re.split(r"\n\s*\n", doc):
             text = " ".join(line.strip() for line in para.splitlines()).strip()
-            if len(text) < min_chars or text in seen or text.startswith((">>>", "|", "+-", "..")):
+            if not text or len(text) < min_chars or text in seen or text.startswith((">>>", "|", "+-", "..")):
                 continue
             seen.add(text)
-            result.append(text)
-            if n is not None and len(result) >= n:
-                return result
-    return result
+            yield text
+
+
+def paragraphs(n: int | None = None, *, min_chars: int = 80) -> list[str]:
+    """The benchmark corpus: distinct paragraphs of at least ``min_chars`` in a stable order."""
+    return list(itertools.islice(split_paragraphs(docstrings(), min_chars=min_chars), n))

@@ -34,3 +34,12 @@ def describe_backend(backend: Backend) -> dict[str, Any]:
     info: dict[str, Any] = dict(describe()) if callable(describe) else {}
     info.setdefault("backend", backend.name)
     return info
+
+
+def model_feeds(inputs: set[str], input_ids: npt.NDArray[np.int64],
+                attention_mask: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[np.int64]]:
+    """A BERT-style graph's inputs: token_type_ids (all zero, one segment) only where it has them."""
+    feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if "token_type_ids" in inputs:
+        feeds["token_type_ids"] = np.zeros_like(input_ids)
+    return feeds

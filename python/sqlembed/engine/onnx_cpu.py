@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sqlembed.engine.backend import model_feeds
+
 
 class OnnxCpuBackend:
     name = "onnx-cpu"
@@ -37,9 +39,7 @@ class OnnxCpuBackend:
     def forward(
         self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float32]:
-        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if "token_type_ids" in self._inputs:
-            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        feeds = model_feeds(self._inputs, input_ids, attention_mask)
         out = self._session.run([self._output], feeds)[0]
         return np.asarray(out, dtype=np.float32)
 

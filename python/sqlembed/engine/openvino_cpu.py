@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sqlembed.engine.backend import model_feeds
 from sqlembed.engine.cpu import CpuCaps, inference_precision
 
 
@@ -59,9 +60,7 @@ class OpenVinoBackend:
     def forward(
         self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float32]:
-        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if "token_type_ids" in self._inputs:
-            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        feeds = model_feeds(self._inputs, input_ids, attention_mask)
         out = self._request().infer(feeds)[self._output]
         # A copy: the request overwrites this buffer on its next call.
         return np.array(out, dtype=np.float32, copy=True)

@@ -263,6 +263,19 @@ class SqlTarget:
         raise NotImplementedError
 
     def _slice_bounds(self, info: TableInfo, slices: int) -> tuple[int, list[tuple[Any, Any]]]:
+        """(rows, key ranges) from one NTILE query; tiles that start on the same key merge."""
+        from sqlalchemy import text as sql_text
+
+        with self.engine.connect() as conn:
+            tiles = conn.execute(sql_text(self._tiles_sql(info)), {"n": max(1, slices)}).fetchall()
+        starts: list[Any] = []
+        for _, start, _ in tiles:
+            if not starts or start != starts[-1]:
+                starts.append(start)
+        return sum(int(n) for _, _, n in tiles), pairs(starts)
+
+    def _tiles_sql(self, info: TableInfo) -> str:
+        """(tile, first key, rows) per NTILE(:n) tile of the filtered table, in key order."""
         raise NotImplementedError
 
     def qualified(self, schema: str | None, name: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from sqlembed.db.targets.base import EmbeddingId, SqlTarget, TableInfo, collapse, pairs
+from sqlembed.db.targets.base import EmbeddingId, SqlTarget, TableInfo, collapse
 from sqlembed.db.targets.spec import ChangeSet, ChunkRow, Dialect, VectorType, WriteRow, render_predicate
 from sqlembed.db.targets.vectors import as_type
 from sqlembed.errors import InvalidInput
@@ -165,20 +165,11 @@ class MssqlTarget(SqlTarget):
                 conn.execute(sql_text(ddl[0]), {"t": ddl[1]})
         return info
 
-    def _slice_bounds(self, info: TableInfo, slices: int) -> tuple[int, list[tuple[Any, Any]]]:
-        from sqlalchemy import text as sql_text
-
+    def _tiles_sql(self, info: TableInfo) -> str:
         k = self.quote(info.key)
         where = f" WHERE {info.predicate}" if info.predicate else ""
-        sql = (f"SELECT x.b, MIN(x.k), COUNT_BIG(*) FROM (SELECT t.{k} AS k, NTILE(:n) OVER (ORDER BY t.{k}) AS b "
-               f"FROM {self.qualified(info.schema, info.name)} AS t{where}) AS x GROUP BY x.b ORDER BY x.b")
-        with self.engine.connect() as conn:
-            tiles = conn.execute(sql_text(sql), {"n": max(1, slices)}).fetchall()
-        starts: list[Any] = []
-        for _, start, _ in tiles:
-            if not starts or start != starts[-1]:
-                starts.append(start)
-        return sum(int(n) for _, _, n in tiles), pairs(starts)
+        return (f"SELECT x.b, MIN(x.k), COUNT_BIG(*) FROM (SELECT t.{k} AS k, NTILE(:n) OVER (ORDER BY t.{k}) AS b "
+                f"FROM {self.qualified(info.schema, info.name)} AS t{where}) AS x GROUP BY x.b ORDER BY x.b")
 
     # --- executor tasks
 

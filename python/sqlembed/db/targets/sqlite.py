@@ -8,7 +8,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from sqlembed.db.targets.base import EmbeddingId, SqlTarget, TableInfo, collapse, pairs
+from sqlembed.db.targets.base import EmbeddingId, SqlTarget, TableInfo, collapse
 from sqlembed.db.targets.spec import ChangeSet, ChunkRow, Dialect, WriteRow, render_predicate
 from sqlembed.db.targets.vectors import vector_json
 from sqlembed.errors import InvalidInput
@@ -104,20 +104,11 @@ class SqliteTarget(SqlTarget):
     def _from(self, info: TableInfo) -> str:
         return f"{self.qualified(info.schema, info.name)} AS t"
 
-    def _slice_bounds(self, info: TableInfo, slices: int) -> tuple[int, list[tuple[Any, Any]]]:
+    def _tiles_sql(self, info: TableInfo) -> str:
         k = self.quote(info.key)
         where = f" WHERE {info.predicate}" if info.predicate else ""
-        sql = (f"SELECT b, MIN(k), COUNT(*) FROM (SELECT t.{k} AS k, NTILE(:n) OVER (ORDER BY t.{k}) AS b "
-               f"FROM {self._from(info)}{where}) GROUP BY b ORDER BY b")
-        from sqlalchemy import text as sql_text
-
-        with self.engine.connect() as conn:
-            tiles = conn.execute(sql_text(sql), {"n": max(1, slices)}).fetchall()
-        starts: list[Any] = []
-        for _, start, _ in tiles:
-            if not starts or start != starts[-1]:
-                starts.append(start)
-        return sum(int(n) for _, _, n in tiles), pairs(starts)
+        return (f"SELECT b, MIN(k), COUNT(*) FROM (SELECT t.{k} AS k, NTILE(:n) OVER (ORDER BY t.{k}) AS b "
+                f"FROM {self._from(info)}{where}) GROUP BY b ORDER BY b")
 
     # --- executor tasks
 
