@@ -33,9 +33,9 @@ def _ensure_model(settings: Settings) -> None:
 
     store = ModelStore(settings.model_dir)
     mid = settings.served_model_id()
-    if store.exists(mid) or store.path(mid).exists():
-        # A folder that is there but unreadable is reported by the opener (with --force), never
-        # silently rebuilt over: it may be a model someone is copying in.
+    if store.path(mid).exists():
+        # Built, or there but unreadable: the opener reports the latter (with --force); it is
+        # never silently rebuilt over, it may be a model someone is copying in.
         return
     if not (settings.build_on_start and settings.model == DEFAULT_MODEL):
         return  # _open_backend says what is missing and how to build it
