@@ -427,6 +427,28 @@ def test_float16_columns(deployment: Callable[..., Deployment], service: ServerT
     assert hits[0].id == 5
 
 
+def test_int8_state_rows_record_the_vector_id(deployment: Callable[..., Deployment], base_settings: Any,
+                                              tls_dir: Any, captured_requests: list[dict[str, Any]],
+                                              faults: Faults) -> None:
+    # embed_rows records /readyz's vector_id (the model id plus the int8 recipe), so rows embedded
+    # by an int8 model built with another recipe are pending again, not passed off as current.
+    from tests.mssql.conftest import make_service
+    from tests.support.server import with_settings
+
+    srv = make_service(with_settings(base_settings, api_keys=API_KEY, precision="int8"), tls_dir,
+                       captured_requests, faults)
+    try:
+        with httpx.Client(verify=False) as c:
+            vector_id = c.get(srv.url + "/readyz").json()["vector_id"]
+        assert "+" in vector_id, vector_id  # int8 models carry their recipe
+        d = deployment("int8state", srv=srv)
+        make_docs(d.owner, "dbo.q_docs", list(paragraphs(10)))
+        assert embed_rows(d.owner, "dbo.q_docs").rows_embedded == 10
+        assert scalar(d.owner, "SELECT COUNT(*) FROM sqlembed.embedding_state WHERE model_id = ?", vector_id) == 10
+    finally:
+        srv.stop()
+
+
 # --- what SQL Server sends --------------------------------------------------------------------------
 
 
