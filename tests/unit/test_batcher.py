@@ -141,3 +141,64 @@ def test_cancelled_request_is_dropped(embedder: Embedder) -> None:
             b.close()
 
     asyncio.run(main())
+
+
+class Widths:
+    """The real backend, asking for widths padded to a multiple of 16 (as OpenVINO's does) and
+    recording the shapes it is given."""
+
+    length_multiple = 16
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.name = "widths"
+        self.shapes: list[tuple[int, int]] = []
+        self.open = threading.Event()
+
+    def forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self.shapes.append(ids.shape)
+        self.open.wait(30)
+        return self.inner.forward(ids, mask)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        pass
+
+
+def test_texts_of_one_padded_width_share_a_batch(embedder: Embedder) -> None:
+    """Texts of 17-32 tokens all run at width 32, so they cost no padding beside each other: even
+    with no padding allowed they form one batch (grouped by raw length they split into eight)."""
+    backend = Widths(embedder.backend)
+    padded = Embedder(backend, embedder.tokenizer, embedder.manifest)  # type: ignore[arg-type]
+    by_length: dict[int, str] = {}
+    for text in paragraphs():
+        words = text.split()
+        for k in range(3, 40):
+            n = len(embedder.tokenize([" ".join(words[:k])])[0])
+            if 17 <= n <= 32:
+                by_length.setdefault(n, " ".join(words[:k]))
+        if len(by_length) >= 8:
+            break
+    texts = list(by_length.values())[:8]
+    assert len({len(t) for t in embedder.tokenize(texts)}) == 8, "eight different lengths"
+    assert padded.padded_width(17) == 32 and padded.padded_width(250) == embedder.tokenizer.max_length
+
+    async def main() -> list[np.ndarray]:
+        b = Batcher(padded, max_batch_items=16, max_wait_ms=0, max_padding_share=0.0)
+        b.start()
+        try:
+            first = asyncio.ensure_future(b.embed(padded.tokenize(["hold the engine"])))
+            while not backend.shapes:
+                await asyncio.sleep(0.005)
+            rest = [asyncio.ensure_future(b.embed(padded.tokenize([t]))) for t in texts]
+            await asyncio.sleep(0.05)
+            backend.open.set()
+            await first
+            return [o[0] for o in await asyncio.gather(*rest)]
+        finally:
+            backend.open.set()
+            b.close()
+
+    got = asyncio.run(main())
+    assert backend.shapes[1:] == [(8, 32)]
+    expected = embedder.embed(texts)  # unpadded: padding to 32 must not move a vector
+    assert min(float(np.dot(g, e)) for g, e in zip(got, expected, strict=True)) >= 0.99999

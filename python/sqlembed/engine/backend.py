@@ -17,6 +17,9 @@ class Backend(Protocol):
     A backend may also have ``describe() -> dict``: the runtime, the precision it computes in, the
     CPU flags or device it uses and why it was chosen (logged at start, shown by /readyz); read it
     through ``describe_backend``.
+
+    A backend may also have ``length_multiple: int``: the batch width is padded up to a multiple of
+    it (never past the model's length); read it through ``length_multiple``.
     """
 
     name: str
@@ -34,6 +37,12 @@ def describe_backend(backend: Backend) -> dict[str, Any]:
     info: dict[str, Any] = dict(describe()) if callable(describe) else {}
     info.setdefault("backend", backend.name)
     return info
+
+
+def length_multiple(backend: Backend) -> int:
+    """The multiple a backend wants its sequence width padded to (1: the batch's longest member)."""
+    value = getattr(backend, "length_multiple", 1)
+    return value if isinstance(value, int) and value >= 1 else 1
 
 
 def model_feeds(inputs: set[str], input_ids: npt.NDArray[np.int64],

@@ -52,6 +52,8 @@ class _Request:
 class _Item:
     ids: TokenIds
     length: int
+    width: int
+    """What the item pads to alone (``Embedder.padded_width``): items of one width group for free."""
     req: _Request
     pos: int
     seq: int
@@ -136,8 +138,10 @@ class Batcher:
                     retry_after=self.retry_after_s,
                 )
             self._queued += n
+            width = self.embedder.padded_width
             self._pending.extend(
-                _Item(ids, len(ids), req, pos, next(self._seq), now) for pos, ids in enumerate(encoded)
+                _Item(ids, len(ids), width(len(ids)), req, pos, next(self._seq), now)
+                for pos, ids in enumerate(encoded)
             )
             self._rr.append(req)
             self._cond.notify()
@@ -166,23 +170,24 @@ class Batcher:
                 continue
             seed_req = r
             break
-        self._pending.sort(key=lambda it: (it.length, it.seq))
+        self._pending.sort(key=lambda it: (it.width, it.seq))
         pos = 0
         if seed_req is not None:
             self._rr.rotate(-1)
             pos = min((i for i, it in enumerate(self._pending) if it.req is seed_req),
                       key=lambda i: self._pending[i].seq)
         lo, hi = pos, pos + 1
-        width = self._pending[pos].length
+        width = self._pending[pos].width
         real = width
         pending = self._pending
-        # Grow the window over neighbours in length order (the closer one first) while it
-        # fits the item and token budgets and padding stays a small share of the work:
-        # requests arrive in random length order, and padding, not batch size, decides CPU
-        # throughput (docs/benchmarks.md).
+        # Grow the window over neighbours in width order (the closer one first) while it fits
+        # the item and token budgets and padding stays a small share of the work: requests
+        # arrive in random length order, and padding, not batch size, decides CPU throughput
+        # (docs/benchmarks.md). Widths, not lengths: texts that pad to one width anyway cost no
+        # padding beside each other, so they fill a batch instead of splitting it.
         while hi - lo < self.max_batch_items:
-            left = pending[lo - 1].length if lo > 0 else None
-            right = pending[hi].length if hi < len(pending) else None
+            left = pending[lo - 1].width if lo > 0 else None
+            right = pending[hi].width if hi < len(pending) else None
             if left is None and right is None:
                 break
             take_right = right is not None and (left is None or right - width <= width - left)
@@ -284,5 +289,5 @@ class Batcher:
                 req.loop.call_soon_threadsafe(_resolve, req)
         if self.observer is not None:
             tokens = sum(it.length for it in batch)
-            padded = len(batch) * max(it.length for it in batch)
+            padded = len(batch) * max(it.width for it in batch)
             self.observer(len(batch), tokens, padded, elapsed, label)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from sqlembed.engine.backend import Backend
+from sqlembed.engine.backend import Backend, length_multiple
 from sqlembed.engine.planner import plan_batches
 from sqlembed.engine.pooling import l2_normalize, pool
 from sqlembed.engine.store import Manifest
@@ -37,6 +37,15 @@ class Embedder:
         self.dimensions = manifest.dimensions
         self.max_batch_items = max_batch_items
         self.max_batch_tokens = max_batch_tokens
+        self.length_multiple = length_multiple(backend)
+
+    def padded_width(self, longest: int) -> int:
+        """The width a batch whose longest member has ``longest`` tokens runs at: rounded up to the
+        backend's multiple, so far fewer distinct shapes reach it, capped at the model's length."""
+        m = self.length_multiple
+        if m == 1:
+            return longest
+        return max(longest, min(-(-longest // m) * m, self.tokenizer.max_length))
 
     def encode(self, texts: Sequence[str], *, truncate: bool = True, input_type: str | None = None,
                direction: Direction = "right") -> Encoded:
@@ -68,9 +77,9 @@ class Embedder:
         return self.encode(texts, truncate=truncate, input_type=input_type, direction=direction).ids
 
     def embed_tokens(self, batch: Sequence[TokenIds]) -> F32:
-        """One forward pass over one batch; padding to the batch's longest member."""
+        """One forward pass over one batch, padded to ``padded_width`` of its longest member."""
         lengths = [len(t) for t in batch]
-        width = max(lengths)
+        width = self.padded_width(max(lengths))
         ids = np.zeros((len(batch), width), dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
         for row, (tokens, n) in enumerate(zip(batch, lengths, strict=True)):
@@ -86,7 +95,8 @@ class Embedder:
 
     def embed_encoded(self, encoded: Sequence[TokenIds]) -> F32:
         out = np.empty((len(encoded), self.dimensions), dtype=np.float32)
-        plan = plan_batches([len(t) for t in encoded], self.max_batch_items, self.max_batch_tokens)
+        plan = plan_batches([self.padded_width(len(t)) for t in encoded], self.max_batch_items,
+                            self.max_batch_tokens)
         for idx in plan:
             out[idx] = self.embed_tokens([encoded[i] for i in idx])
         return out
@@ -100,6 +110,12 @@ class Embedder:
     def warmup(self) -> None:
         # First runs allocate arenas and pick kernels; do it before /readyz says ready.
         self.embed(["warm up", "a somewhat longer sentence to warm up the kernels for longer inputs " * 4])
+        if self.length_multiple > 1:
+            # A backend that compiles kernels per shape (OpenVINO: ~40 ms per new int8 shape, measured)
+            # pays for each width once, here, and not in the first single-text requests.
+            filler = self.tokenizer.encode(["warm up"]).ids[0]
+            for width in range(self.length_multiple, self.tokenizer.max_length + 1, self.length_multiple):
+                self.embed_tokens([np.resize(filler, width)])
 
     def close(self) -> None:
         self.backend.close()
