@@ -35,7 +35,7 @@ class OpenVinoBackend:
         self._model_file = model_path.name
         self.reason = reason
         core = ov.Core()
-        config = {
+        config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": self._hint,
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": threads,
@@ -43,6 +43,13 @@ class OpenVinoBackend:
             # land on the same cores: two 1-thread processes ran at half speed, measured.
             "ENABLE_CPU_PINNING": False,
         }
+        if precision == "int8":
+            # The CPU plugin's generated ("snippets") attention kernels gave wrong int8 vectors at
+            # exactly 32 tokens wide on an AMX CPU (cosine 0.63 to fp32 where every other width
+            # gave 0.997; openvino 2026.4.1); without them every width is right, at 3-6% speed.
+            # bf16 was right at every width with them, so it keeps them (docs/benchmarks.md).
+            config["SNIPPETS_MODE"] = "DISABLE"
+        self._snippets = str(config.get("SNIPPETS_MODE", "ENABLE")).lower()
         self._compiled = core.compile_model(core.read_model(str(model_path)), "CPU", config)
         self._version = ov.get_version().split("-", 1)[0]
         self._inputs = {i.get_any_name() for i in self._compiled.inputs}
@@ -85,6 +92,7 @@ class OpenVinoBackend:
             "inference_precision": self._hint,
             "model_file": self._model_file,
             "threads": self._threads,
+            "snippets": self._snippets,
             "fully_connected_kernels": self.kernels(),
             "cpu": self._caps.summary(),
             "why": self.reason,
