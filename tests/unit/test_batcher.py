@@ -143,25 +143,19 @@ def test_cancelled_request_is_dropped(embedder: Embedder) -> None:
     asyncio.run(main())
 
 
-class Widths:
-    """The real backend, asking for widths padded to a multiple of 16 (as OpenVINO's does) and
+class Widths(Gate):
+    """The gated backend asking for widths padded to a multiple of 16 (as OpenVINO's does) and
     recording the shapes it is given."""
 
     length_multiple = 16
 
     def __init__(self, inner: object) -> None:
-        self.inner = inner
-        self.name = "widths"
+        super().__init__(inner)
         self.shapes: list[tuple[int, int]] = []
-        self.open = threading.Event()
 
     def forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         self.shapes.append(ids.shape)
-        self.open.wait(30)
-        return self.inner.forward(ids, mask)  # type: ignore[attr-defined]
-
-    def close(self) -> None:
-        pass
+        return super().forward(ids, mask)
 
 
 def test_texts_of_one_padded_width_share_a_batch(embedder: Embedder) -> None:
@@ -187,8 +181,7 @@ def test_texts_of_one_padded_width_share_a_batch(embedder: Embedder) -> None:
         b.start()
         try:
             first = asyncio.ensure_future(b.embed(padded.tokenize(["hold the engine"])))
-            while not backend.shapes:
-                await asyncio.sleep(0.005)
+            await asyncio.to_thread(backend.entered.wait, 10)
             rest = [asyncio.ensure_future(b.embed(padded.tokenize([t]))) for t in texts]
             await asyncio.sleep(0.05)
             backend.open.set()
