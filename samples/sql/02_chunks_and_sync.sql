@@ -39,7 +39,7 @@ IF @rc <> 0 PRINT @error;
 GO
 
 -- 4. Watch it (run again until state is 'succeeded').
-DECLARE @last nvarchar(64) = (SELECT TOP (1) job_id FROM sqlembed.jobs ORDER BY updated_at DESC);
+DECLARE @last nvarchar(64) = (SELECT TOP (1) job_id FROM sqlembed.my_jobs ORDER BY updated_at DESC);
 EXEC sqlembed.job_status @job_id = @last;
 GO
 
@@ -68,10 +68,10 @@ GO
 --    DELETE on the chunk table. A sync still running when the next one is due is left to finish:
 --    the step first refreshes the last job's state and submits only when it is done.
 DECLARE @db sysname = DB_NAME(), @step nvarchar(max) = N'
-DECLARE @last nvarchar(64) = (SELECT TOP (1) job_id FROM sqlembed.jobs
+DECLARE @last nvarchar(64) = (SELECT TOP (1) job_id FROM sqlembed.my_jobs
                               WHERE source_table = N''dbo.sqlembed_sample_articles'' ORDER BY updated_at DESC);
 IF @last IS NOT NULL EXEC sqlembed.job_status @job_id = @last;
-IF NOT EXISTS (SELECT 1 FROM sqlembed.jobs WHERE job_id = @last AND state IN (N''queued'', N''running''))
+IF NOT EXISTS (SELECT 1 FROM sqlembed.my_jobs WHERE job_id = @last AND state IN (N''queued'', N''running''))
 BEGIN
     DECLARE @job nvarchar(64), @error nvarchar(max), @rc int;
     EXEC @rc = sqlembed.submit_job @database = N''app'', @table = N''dbo.sqlembed_sample_articles'',

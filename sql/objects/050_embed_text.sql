@@ -2,7 +2,8 @@
 --   DECLARE @v VECTOR($(SQLEMBED_DIMENSIONS)), @err nvarchar(max), @rc int;
 --   EXEC @rc = sqlembed.embed_text @text = N'hello', @embedding = @v OUTPUT, @error = @err OUTPUT;
 -- Reads nothing but the configuration and writes nothing but the error log, so it works the same
--- inside a caller's transaction and outside one; a failure never dooms the caller's transaction.
+-- inside a caller's transaction and outside one; a failure never dooms the caller's transaction
+-- (XACT_ABORT OFF, even under a caller's SET XACT_ABORT ON).
 -- @input_type ('query' or 'passage') chooses the model's prompt where its folder declares prompts.
 SET ANSI_NULLS ON;
 SET QUOTED_IDENTIFIER ON;
@@ -15,6 +16,7 @@ CREATE OR ALTER PROCEDURE sqlembed.embed_text
 AS
 BEGIN
     SET NOCOUNT ON;
+    SET XACT_ABORT OFF;
     SET IMPLICIT_TRANSACTIONS OFF;
     SET @embedding = NULL;
     SET @error = NULL;

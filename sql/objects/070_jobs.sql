@@ -3,18 +3,40 @@
 -- (POST/GET/DELETE /v1/jobs, submit-and-poll because SQL Server waits at most 230 s, contract A7).
 -- @database names a connection target configured on the service (SQLEMBED_DATABASES), never a password.
 --
--- The job writes with the service's login, so submit_job checks the caller's own rights first:
--- SELECT on the table and UPDATE on the vector column (HAS_PERMS_BY_NAME, in the caller's context),
--- and sends the database it checked them in (DB_NAME()); the service refuses the job when @database
--- points anywhere else. @where is never SQL here: the service parses it and accepts only one boolean
--- expression over the table's columns and literals (a 400 before any SQL runs otherwise).
+-- The job writes with the service's login, so submit_job checks the caller's own rights first, in
+-- the caller's context, with quoted names from the catalog (HAS_PERMS_BY_NAME): SELECT on the key
+-- and text columns (on every column when a @where filters the rows: the filter may name any of
+-- them), UPDATE on the vector column, or INSERT and UPDATE/DELETE on a target or chunk table (or
+-- CREATE TABLE and ALTER on its schema where the job creates it); and it sends the database it
+-- checked them in (DB_NAME()): the service refuses the job when @database points anywhere else.
+-- @where is never SQL here: the service parses it and accepts only one boolean expression over the
+-- table's columns and literals (a 400 before any SQL runs otherwise).
+-- A job is visible to, and can be cancelled by, the principal who submitted it and members of
+-- db_owner (sqlembed.my_jobs lists them); nobody else learns another caller's tables or jobs.
 --
--- Transaction contract (sql/README.md): these procedures write one bookkeeping row
--- (sqlembed.jobs). Outside a transaction they commit it themselves; inside a caller's transaction
--- they write it there (no savepoint: under XACT_ABORT ON a failure dooms the whole transaction,
--- which is then the caller's to roll back) and never roll back what they did not open.
+-- Transaction contract (sql/README.md): submit_job and cancel_job change something outside the
+-- database (a job starts or stops on the service), which no rollback can undo, and record it in
+-- sqlembed.jobs, where the service's own progress writes would queue behind a caller's open
+-- transaction. So they refuse (409, nothing sent) when a transaction is open at entry, and commit
+-- their one bookkeeping row themselves. job_status only reads: it works inside any transaction,
+-- with XACT_ABORT OFF so a service outage never dooms the caller's transaction.
 SET ANSI_NULLS ON;
 SET QUOTED_IDENTIFIER ON;
+GO
+-- Who may see or act on a job: its submitter, or a database owner. Inline, so it costs a seek.
+CREATE OR ALTER FUNCTION sqlembed.job_visible(@submitted_by sysname)
+RETURNS TABLE
+AS RETURN
+    SELECT CAST(CASE WHEN @submitted_by = SUSER_SNAME() OR IS_ROLEMEMBER(N'db_owner') = 1 THEN 1 ELSE 0 END AS bit)
+           AS visible;
+GO
+-- The caller's own jobs (all of them for db_owner): what the samples poll instead of sqlembed.jobs.
+CREATE OR ALTER VIEW sqlembed.my_jobs
+AS
+    SELECT j.job_id, j.source_table, j.target_table, j.state, j.submitted_at, j.submitted_by, j.updated_at
+    FROM sqlembed.jobs AS j
+    CROSS APPLY sqlembed.job_visible(j.submitted_by) AS v
+    WHERE v.visible = 1;
 GO
 CREATE OR ALTER PROCEDURE sqlembed.submit_job
     @database      nvarchar(128),
@@ -37,17 +59,39 @@ BEGIN
     SET IMPLICIT_TRANSACTIONS OFF;
     SET @job_id = NULL;
     SET @error = NULL;
-    DECLARE @own bit = CASE WHEN @@TRANCOUNT = 0 THEN 1 ELSE 0 END, @rc int = 0, @code int = 400,
-            @problem nvarchar(4000);
-    DECLARE @object_id int = OBJECT_ID(@table);
+    DECLARE @entry_trancount int = @@TRANCOUNT, @rc int = 0, @code int = 400, @problem nvarchar(4000);
+    DECLARE @object_id int = OBJECT_ID(@table, N'U');
+    -- The name the service resolves (schema.table) and the same name quoted for HAS_PERMS_BY_NAME.
     DECLARE @name nvarchar(300) = OBJECT_SCHEMA_NAME(@object_id) + N'.' + OBJECT_NAME(@object_id);
+    DECLARE @qname nvarchar(600) = QUOTENAME(OBJECT_SCHEMA_NAME(@object_id)) + N'.' + QUOTENAME(OBJECT_NAME(@object_id));
     DECLARE @dims int = (SELECT dimensions FROM sqlembed.config());
     DECLARE @writes nvarchar(300) = COALESCE(@target_table, @chunk_table),
             @second nvarchar(10) = CASE WHEN @chunk_table IS NOT NULL THEN N'DELETE' ELSE N'UPDATE' END;
-    IF @object_id IS NULL
+    DECLARE @writes_id int = OBJECT_ID(@writes, N'U');
+    DECLARE @qwrites nvarchar(600) = QUOTENAME(OBJECT_SCHEMA_NAME(@writes_id)) + N'.' + QUOTENAME(OBJECT_NAME(@writes_id));
+    -- A table the job creates goes into the schema named, else the source table's schema.
+    DECLARE @writes_schema sysname = COALESCE(PARSENAME(@writes, 2), OBJECT_SCHEMA_NAME(@object_id));
+    -- Columns the caller may not read: the key and text always; every column when @where filters.
+    DECLARE @unreadable sysname = (
+        SELECT TOP (1) c.name FROM sys.columns AS c
+        WHERE c.object_id = @object_id
+          AND (c.name IN (@key_column, @text_column) OR @where IS NOT NULL)
+          AND ISNULL(HAS_PERMS_BY_NAME(@qname, N'OBJECT', N'SELECT', c.name, N'COLUMN'), 0) = 0
+        ORDER BY c.column_id);
+    IF @entry_trancount > 0
+        SELECT @problem = CONCAT(N'submit_job starts a job on the service, which no rollback can undo, and cannot ',
+                                 N'run inside a transaction (@@TRANCOUNT = ', @entry_trancount, N'): commit or roll ',
+                                 N'back first, or call it with autocommit'), @code = 409;
+    ELSE IF @object_id IS NULL
         SELECT @problem = CONCAT(N'table not found (or no permission on it): ', @table), @code = 404;
-    ELSE IF ISNULL(HAS_PERMS_BY_NAME(@name, N'OBJECT', N'SELECT'), 0) = 0
-        SELECT @problem = CONCAT(N'you need SELECT on ', @name, N' to embed it'), @code = 403;
+    ELSE IF NOT EXISTS (SELECT 1 FROM sys.columns WHERE object_id = @object_id AND name = @key_column)
+            OR NOT EXISTS (SELECT 1 FROM sys.columns WHERE object_id = @object_id AND name = @text_column)
+        SELECT @problem = CONCAT(N'key or text column not found in ', @qname, N': ', @key_column, N', ', @text_column),
+               @code = 404;
+    ELSE IF @unreadable IS NOT NULL
+        SELECT @problem = CONCAT(N'you need SELECT on ', @qname, N'.', QUOTENAME(@unreadable), N' to embed it',
+                                 CASE WHEN @where IS NOT NULL THEN N' (a @where may name any column: SELECT on every '
+                                      + N'column is required with one)' ELSE N'' END), @code = 403;
     ELSE IF @target_table IS NOT NULL AND @chunk_table IS NOT NULL
         SELECT @problem = N'a job writes either @target_table or @chunk_table, not both';
     ELSE IF @chunk_table IS NOT NULL AND (@chunk_tokens IS NULL OR @chunk_tokens NOT BETWEEN 8 AND 8192)
@@ -58,16 +102,19 @@ BEGIN
     ELSE IF @sync IS NULL OR @sync NOT IN (N'auto', N'hash', N'changes')
         SELECT @problem = N'@sync must be auto, hash or changes';
     ELSE IF @writes IS NULL
-            AND ISNULL(HAS_PERMS_BY_NAME(@name, N'OBJECT', N'UPDATE', @vector_column, N'COLUMN'), 0) = 0
-        SELECT @problem = CONCAT(N'you need UPDATE on ', @name, N'.', @vector_column, N' to embed it'), @code = 403;
+            AND ISNULL(HAS_PERMS_BY_NAME(@qname, N'OBJECT', N'UPDATE', @vector_column, N'COLUMN'), 0) = 0
+        SELECT @problem = CONCAT(N'you need UPDATE on ', @qname, N'.', QUOTENAME(@vector_column), N' to embed it'),
+               @code = 403;
     -- A target table is upserted (INSERT, UPDATE), a chunk table's rows replaced (INSERT, DELETE).
-    ELSE IF @writes IS NOT NULL AND OBJECT_ID(@writes) IS NOT NULL
-            AND (ISNULL(HAS_PERMS_BY_NAME(@writes, N'OBJECT', N'INSERT'), 0) = 0
-                 OR ISNULL(HAS_PERMS_BY_NAME(@writes, N'OBJECT', @second), 0) = 0)
-        SELECT @problem = CONCAT(N'you need INSERT and ', @second, N' on ', @writes), @code = 403;
-    ELSE IF @writes IS NOT NULL AND OBJECT_ID(@writes) IS NULL
-            AND ISNULL(HAS_PERMS_BY_NAME(DB_NAME(), N'DATABASE', N'CREATE TABLE'), 0) = 0
-        SELECT @problem = CONCAT(N'you need CREATE TABLE to let the job create ', @writes), @code = 403;
+    ELSE IF @writes_id IS NOT NULL
+            AND (ISNULL(HAS_PERMS_BY_NAME(@qwrites, N'OBJECT', N'INSERT'), 0) = 0
+                 OR ISNULL(HAS_PERMS_BY_NAME(@qwrites, N'OBJECT', @second), 0) = 0)
+        SELECT @problem = CONCAT(N'you need INSERT and ', @second, N' on ', @qwrites), @code = 403;
+    ELSE IF @writes IS NOT NULL AND @writes_id IS NULL
+            AND (ISNULL(HAS_PERMS_BY_NAME(DB_NAME(), N'DATABASE', N'CREATE TABLE'), 0) = 0
+                 OR ISNULL(HAS_PERMS_BY_NAME(QUOTENAME(@writes_schema), N'SCHEMA', N'ALTER'), 0) = 0)
+        SELECT @problem = CONCAT(N'you need CREATE TABLE and ALTER on schema ', QUOTENAME(@writes_schema),
+                                 N' to let the job create ', @writes), @code = 403;
     IF @problem IS NOT NULL
     BEGIN
         SET @error = JSON_OBJECT('source': 'sqlembed.submit_job', 'code': @code, 'message': @problem);
@@ -90,8 +137,7 @@ BEGIN
     END;
     SET @job_id = JSON_VALUE(@response, '$.result.id');
     BEGIN TRY
-        IF @own = 1
-            BEGIN TRANSACTION;
+        BEGIN TRANSACTION;
         -- The service may keep its job records in this very table (SQLEMBED_JOB_STORE=db:<name>)
         -- and may already have written the row: add who submitted it either way.
         MERGE sqlembed.jobs WITH (HOLDLOCK) AS j
@@ -100,11 +146,11 @@ BEGIN
         WHEN NOT MATCHED THEN INSERT (job_id, source_table, target_table, state, last_status, updated_at)
             VALUES (@job_id, @name, @writes, ISNULL(JSON_VALUE(@response, '$.result.state'), N'queued'),
                     JSON_QUERY(@response, '$.result'), SYSUTCDATETIME());
-        IF @own = 1
-            COMMIT TRANSACTION;
+        COMMIT TRANSACTION;
     END TRY
     BEGIN CATCH
-        IF @own = 1 AND @@TRANCOUNT > 0
+        -- Only ever this procedure's own transaction: it refuses to start inside one.
+        IF @@TRANCOUNT > @entry_trancount
             ROLLBACK TRANSACTION;
         SET @error = JSON_OBJECT('source': 'sqlembed.submit_job', 'code': ERROR_NUMBER(),
                                  'message': CONCAT(N'job ', @job_id, N' was submitted but not recorded: ', ERROR_MESSAGE()));
@@ -114,7 +160,8 @@ BEGIN
     RETURN 0;
 END;
 GO
--- One job's resource on the service: validates the id, calls it, records the answer.
+-- One job's resource on the service, for its submitter (or a database owner): validates the id,
+-- checks who asks, calls the service. Writes nothing.
 CREATE OR ALTER PROCEDURE sqlembed.job_request
     @job_id   nvarchar(64),
     @method   nvarchar(6),
@@ -123,33 +170,26 @@ CREATE OR ALTER PROCEDURE sqlembed.job_request
 AS
 BEGIN
     SET NOCOUNT ON;
-    SET XACT_ABORT ON;
+    SET XACT_ABORT OFF;
     SET IMPLICIT_TRANSACTIONS OFF;
-    DECLARE @rc int, @path nvarchar(200) = N'/v1/jobs/' + @job_id, @own bit = CASE WHEN @@TRANCOUNT = 0 THEN 1 ELSE 0 END;
+    SET @response = NULL;
+    SET @error = NULL;
+    DECLARE @rc int, @path nvarchar(200) = N'/v1/jobs/' + @job_id;
     IF @job_id IS NULL OR @job_id LIKE N'%[^0-9A-Za-z_-]%'
     BEGIN
         SET @error = JSON_OBJECT('source': 'sqlembed.job_request', 'code': 400, 'message': 'invalid @job_id');
         RETURN 400;
     END;
+    -- The same answer for a job that does not exist and one submitted by someone else.
+    IF NOT EXISTS (SELECT 1 FROM sqlembed.jobs AS j CROSS APPLY sqlembed.job_visible(j.submitted_by) AS v
+                   WHERE j.job_id = @job_id AND v.visible = 1)
+    BEGIN
+        SET @error = JSON_OBJECT('source': 'sqlembed.job_request', 'code': 404,
+                                 'message': CONCAT(N'no job ', @job_id, N' submitted by you'));
+        RETURN 404;
+    END;
     EXEC @rc = sqlembed.invoke @path = @path, @method = @method, @response = @response OUTPUT, @error = @error OUTPUT;
-    IF @rc <> 0
-        RETURN @rc;
-    BEGIN TRY
-        IF @own = 1
-            BEGIN TRANSACTION;
-        UPDATE sqlembed.jobs SET state = ISNULL(JSON_VALUE(@response, '$.result.state'), state),
-                                 last_status = JSON_QUERY(@response, '$.result'), updated_at = SYSUTCDATETIME()
-        WHERE job_id = @job_id;
-        IF @own = 1
-            COMMIT TRANSACTION;
-    END TRY
-    BEGIN CATCH
-        IF @own = 1 AND @@TRANCOUNT > 0
-            ROLLBACK TRANSACTION;
-        SET @error = JSON_OBJECT('source': 'sqlembed.job_request', 'code': ERROR_NUMBER(), 'message': ERROR_MESSAGE());
-        RETURN CASE WHEN ERROR_NUMBER() = 0 THEN 500 ELSE ERROR_NUMBER() END;
-    END CATCH;
-    RETURN 0;
+    RETURN @rc;
 END;
 GO
 CREATE OR ALTER PROCEDURE sqlembed.job_status
@@ -158,7 +198,7 @@ CREATE OR ALTER PROCEDURE sqlembed.job_status
 AS
 BEGIN
     SET NOCOUNT ON;
-    SET XACT_ABORT ON;
+    SET XACT_ABORT OFF;
     SET IMPLICIT_TRANSACTIONS OFF;
     DECLARE @response nvarchar(max), @rc int;
     EXEC @rc = sqlembed.job_request @job_id = @job_id, @method = N'GET', @response = @response OUTPUT, @error = @error OUTPUT;
@@ -181,8 +221,33 @@ BEGIN
     SET NOCOUNT ON;
     SET XACT_ABORT ON;
     SET IMPLICIT_TRANSACTIONS OFF;
-    DECLARE @response nvarchar(max), @rc int;
+    SET @error = NULL;
+    DECLARE @response nvarchar(max), @rc int, @entry_trancount int = @@TRANCOUNT;
+    IF @entry_trancount > 0
+    BEGIN
+        SET @error = JSON_OBJECT('source': 'sqlembed.cancel_job', 'code': 409,
+            'message': CONCAT(N'cancel_job stops a job on the service, which no rollback can undo, and cannot run ',
+                              N'inside a transaction (@@TRANCOUNT = ', @entry_trancount, N'): commit or roll back ',
+                              N'first, or call it with autocommit'));
+        RETURN 409;
+    END;
     EXEC @rc = sqlembed.job_request @job_id = @job_id, @method = N'DELETE', @response = @response OUTPUT, @error = @error OUTPUT;
-    RETURN @rc;
+    IF @rc <> 0
+        RETURN @rc;
+    BEGIN TRY
+        BEGIN TRANSACTION;
+        UPDATE sqlembed.jobs SET state = ISNULL(JSON_VALUE(@response, '$.result.state'), state),
+                                 last_status = JSON_QUERY(@response, '$.result'), updated_at = SYSUTCDATETIME()
+        WHERE job_id = @job_id;
+        COMMIT TRANSACTION;
+    END TRY
+    BEGIN CATCH
+        IF @@TRANCOUNT > @entry_trancount
+            ROLLBACK TRANSACTION;
+        SET @error = JSON_OBJECT('source': 'sqlembed.cancel_job', 'code': ERROR_NUMBER(),
+                                 'message': CONCAT(N'job ', @job_id, N' was cancelled but not recorded: ', ERROR_MESSAGE()));
+        RETURN CASE WHEN ERROR_NUMBER() = 0 THEN 500 ELSE ERROR_NUMBER() END;
+    END CATCH;
+    RETURN 0;
 END;
 GO

@@ -1,7 +1,8 @@
 -- sqlembed objects 090: what a DBA runs first. Each step reports ok / FAILED and how to fix it.
 --   EXEC sqlembed.self_test;                                      -- the setup
 --   EXEC sqlembed.self_test @table = N'dbo.docs', @vector_column = N'embedding';   -- and a table
--- Writes nothing (the error log aside), so it can run as any member of sqlembed_user.
+-- Writes nothing (the error log aside), so it can run as any member of sqlembed_user, inside any
+-- transaction: XACT_ABORT OFF, so a failing step is a FAILED row, never a doomed caller transaction.
 SET ANSI_NULLS ON;
 SET QUOTED_IDENTIFIER ON;
 GO
@@ -11,10 +12,11 @@ CREATE OR ALTER PROCEDURE sqlembed.self_test
 AS
 BEGIN
     SET NOCOUNT ON;
+    SET XACT_ABORT OFF;
     SET IMPLICIT_TRANSACTIONS OFF;
     DECLARE @steps TABLE (step int, name nvarchar(100), ok bit, detail nvarchar(4000), fix nvarchar(4000));
     DECLARE @cred nvarchar(4000), @use_cred bit, @model sysname, @dims int, @vtype varchar(10), @base nvarchar(4000),
-            @rest_retry bit, @response nvarchar(max), @error nvarchar(max), @rc int,
+            @rest_retry bit, @response nvarchar(max), @error nvarchar(max), @rc int, @text nvarchar(max),
             @v VECTOR($(SQLEMBED_DIMENSIONS)$(SQLEMBED_VECTOR_TYPE_SUFFIX));
     SELECT @cred = credential_name, @use_cred = use_credential, @model = external_model, @dims = dimensions,
            @vtype = vector_type, @base = base_url, @rest_retry = rest_retry_count
@@ -54,16 +56,23 @@ BEGIN
              ELSE CONCAT(N'If the service answered but no VECTOR(', @dims, N') came back, SQLEMBED_DIMENSIONS does not ',
                          N'match the model.') END;
 
+    -- Through text, as sqlembed.query_vector does: a float32 vector does not convert to a float16
+    -- VECTOR (Msg 42238), its JSON text converts to either.
+    SET @v = NULL;
     BEGIN TRY
-        SET @v = AI_GENERATE_EMBEDDINGS(N'sqlembed self test' USE MODEL $(SQLEMBED_EXTERNAL_MODEL));
+        SET @text = CAST(AI_GENERATE_EMBEDDINGS(N'sqlembed self test' USE MODEL $(SQLEMBED_EXTERNAL_MODEL)) AS nvarchar(max));
+        SET @v = TRY_CAST(@text AS VECTOR($(SQLEMBED_DIMENSIONS)$(SQLEMBED_VECTOR_TYPE_SUFFIX)));
         INSERT @steps SELECT 6, N'AI_GENERATE_EMBEDDINGS', CASE WHEN @v IS NULL THEN 0 ELSE 1 END,
-            CASE WHEN @v IS NULL THEN N'returned NULL' ELSE N'returned a vector' END,
+            CASE WHEN @text IS NULL THEN N'returned NULL'
+                 WHEN @v IS NULL THEN CONCAT(N'returned a vector that is not VECTOR(', @dims, N', ', @vtype, N')')
+                 ELSE N'returned a vector' END,
             N'Check the external_rest_endpoint_summary / ai_generate_embeddings_summary extended events; '
-            + N'GRANT EXECUTE ON EXTERNAL MODEL to the caller.';
+            + N'sqlembed_user holds EXECUTE on the external model (sql/README.md, permission model).';
     END TRY
     BEGIN CATCH
         INSERT @steps VALUES (6, N'AI_GENERATE_EMBEDDINGS', 0, ERROR_MESSAGE(),
-            N'Check the external model''s LOCATION and CREDENTIAL, and EXECUTE permission on it.');
+            N'Check the external model''s LOCATION and CREDENTIAL, and EXECUTE permission on it; '
+            + N'sqlembed.search and embed_text do not depend on this step (sql/README.md, permission model).');
     END CATCH;
 
     IF @table IS NOT NULL

@@ -1,9 +1,19 @@
--- sqlembed objects 900 (last): the role sqlembed_user, with exactly what the procedures need.
--- Members also need permissions on their own tables: embed_rows and search read and update them
--- through dynamic SQL, which runs with the caller's rights (no ownership chaining there), and
--- submit_job checks SELECT and UPDATE on the table in the caller's name before any job starts.
--- sqlembed_user needs no CONTROL and never sees sys.database_scoped_credentials: whether calls
--- carry the credential was decided at deploy time (objects/020_config.sql).
+-- sqlembed objects 900 (last): who holds what (sql/README.md, "Permission model").
+--
+-- sqlembed_user (the application's role): EXECUTE on the public procedures, SELECT on the view of
+-- its own jobs, EXECUTE on the external model. Nothing else: no EXECUTE ANY EXTERNAL ENDPOINT and
+-- no REFERENCES on the credential (either would let a member send requests from the database
+-- server to any HTTPS address, with or without the API key: CIS SQL Server 2025 3.15), no right on
+-- sqlembed's tables (they hold every embedded table's keys and every caller's jobs), no EXECUTE on
+-- sqlembed.invoke. Members also need rights on their own tables: embed_rows and search read and
+-- update them through dynamic SQL, which runs with the caller's rights (no ownership chaining
+-- there), and submit_job checks the caller's rights before any job starts.
+--
+-- sqlembed_invoker (a user without login, impersonated only by sqlembed.invoke): exactly
+-- EXECUTE ANY EXTERNAL ENDPOINT and REFERENCES on the deployment's credential.
+--
+-- Rights earlier versions gave the role are revoked here (REVOKE of a right not held is a no-op),
+-- so a redeploy brings an existing database to this model.
 SET ANSI_NULLS ON;
 SET QUOTED_IDENTIFIER ON;
 GO
@@ -19,23 +29,38 @@ GRANT EXECUTE ON OBJECT::sqlembed.search TO sqlembed_user;
 GRANT EXECUTE ON OBJECT::sqlembed.search_chunks TO sqlembed_user;
 GRANT EXECUTE ON OBJECT::sqlembed.create_vector_index TO sqlembed_user;
 GRANT EXECUTE ON OBJECT::sqlembed.self_test TO sqlembed_user;
--- embed_rows reads the state table from dynamic SQL (no ownership chaining there); its writes are static.
-GRANT SELECT ON OBJECT::sqlembed.embedding_state TO sqlembed_user;
-GRANT SELECT ON OBJECT::sqlembed.jobs TO sqlembed_user;
--- sp_invoke_external_rest_endpoint (contract A3).
-GRANT EXECUTE ANY EXTERNAL ENDPOINT TO sqlembed_user;
+GRANT SELECT ON OBJECT::sqlembed.my_jobs TO sqlembed_user;
+REVOKE SELECT ON OBJECT::sqlembed.embedding_state FROM sqlembed_user;
+REVOKE SELECT ON OBJECT::sqlembed.jobs FROM sqlembed_user;
+REVOKE EXECUTE ANY EXTERNAL ENDPOINT FROM sqlembed_user;
+GRANT EXECUTE ANY EXTERNAL ENDPOINT TO sqlembed_invoker;
 GO
-DECLARE @model sysname = N'$(SQLEMBED_EXTERNAL_MODEL)', @cred nvarchar(4000) = N'$(SQLEMBED_CREDENTIAL)', @sql nvarchar(max);
+DECLARE @model sysname = N'$(SQLEMBED_EXTERNAL_MODEL)', @cred nvarchar(4000) = N'$(SQLEMBED_CREDENTIAL)',
+        @sql nvarchar(max), @name nvarchar(4000), @grant nvarchar(max), @revoke nvarchar(max);
 IF EXISTS (SELECT 1 FROM sys.external_models WHERE name = @model)
 BEGIN
     SET @sql = REPLACE(N'GRANT EXECUTE ON EXTERNAL MODEL::{model} TO sqlembed_user;', N'{model}', QUOTENAME(@model));
     EXEC sys.sp_executesql @sql;
 END;
--- Deploy runs as the owner, who may read sys.database_scoped_credentials.
-IF @cred <> N'' AND EXISTS (SELECT 1 FROM sys.database_scoped_credentials WHERE name = @cred)
+-- Every credential (deploy runs as the owner, who may read sys.database_scoped_credentials): the
+-- role holds REFERENCES on none, the invoker on the deployment's credential only. Names are
+-- bracketed by hand: QUOTENAME returns NULL past 128 characters and a credential name is a URL.
+SET @grant = N'GRANT REFERENCES ON DATABASE SCOPED CREDENTIAL::{credential} TO sqlembed_invoker;';
+SET @revoke = N'REVOKE REFERENCES ON DATABASE SCOPED CREDENTIAL::{credential} FROM {principal};';
+DECLARE credentials CURSOR LOCAL FAST_FORWARD FOR SELECT name FROM sys.database_scoped_credentials;
+OPEN credentials;
+FETCH NEXT FROM credentials INTO @name;
+WHILE @@FETCH_STATUS = 0
 BEGIN
-    SET @sql = REPLACE(N'GRANT REFERENCES ON DATABASE SCOPED CREDENTIAL::{credential} TO sqlembed_user;',
-                       N'{credential}', N'[' + REPLACE(@cred, N']', N']]') + N']');
+    SET @sql = REPLACE(REPLACE(@revoke, N'{credential}', N'[' + REPLACE(@name, N']', N']]') + N']'),
+                       N'{principal}', N'sqlembed_user');
     EXEC sys.sp_executesql @sql;
+    SET @sql = CASE WHEN @name = @cred THEN REPLACE(@grant, N'{credential}', N'[' + REPLACE(@name, N']', N']]') + N']')
+                    ELSE REPLACE(REPLACE(@revoke, N'{credential}', N'[' + REPLACE(@name, N']', N']]') + N']'),
+                                 N'{principal}', N'sqlembed_invoker') END;
+    EXEC sys.sp_executesql @sql;
+    FETCH NEXT FROM credentials INTO @name;
 END;
+CLOSE credentials;
+DEALLOCATE credentials;
 GO

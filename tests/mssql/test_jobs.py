@@ -1,7 +1,7 @@
 """Bulk jobs against SQL Server 2025 (markers mssql, spark): submitted, watched and cancelled from
 T-SQL by an app user, vectors verified against the service, the state shared with embed_rows,
 dimensions below the model's on the Spark path, and filters that are not one boolean expression
-refused before any SQL runs."""
+refused before any SQL runs; jobs with autocommit off, and a Cyrillic-collated varchar key."""
 
 from __future__ import annotations
 
@@ -106,6 +106,43 @@ def test_submit_poll_and_share_state_with_embed_rows(jobs: Deployment, job_servi
     with user.connect() as conn:
         _, again, _ = submit(conn, "dbo.bulk")
         assert wait(conn, again).rows_done == 0
+
+
+def test_jobs_submitted_and_polled_with_autocommit_off(jobs: Deployment) -> None:
+    make_docs(jobs.owner, "dbo.bulk_ac", paragraphs(50))
+    user = new_user(jobs, "acuser", "GRANT SELECT, UPDATE ON dbo.bulk_ac TO {user}")
+    conn = user.connect(autocommit=False)  # pyodbc's and SQLAlchemy's default: implicit transactions
+    try:
+        rc, job, error = submit(conn, "dbo.bulk_ac")  # the first statement: no transaction open yet
+        assert rc == 0 and job, error
+        assert scalar(conn, "SELECT COUNT(*) FROM sqlembed.my_jobs WHERE job_id = ?", job) == 1  # opens one
+        done = wait(conn, job)  # job_status only reads: it polls inside the client's transaction
+        assert done.state == "succeeded" and done.rows_done == 50, done.last_error
+        # Cancelling changes the service, which no rollback undoes: refused inside the transaction.
+        assert scalar(conn, "DECLARE @rc int; EXEC @rc = sqlembed.cancel_job @job_id = ?; SELECT @rc", job) == 409
+        conn.rollback()
+    finally:
+        conn.close()
+    # The client's rollback lost nothing: submit_job committed its own row before returning.
+    submitter = scalar(jobs.owner, "SELECT submitted_by FROM sqlembed.jobs WHERE job_id = ?", job)
+    assert submitter and submitter != scalar(jobs.owner, "SELECT SUSER_SNAME()"), "recorded as the caller, not sa"
+    assert scalar(jobs.owner, "SELECT COUNT(*) FROM dbo.bulk_ac WHERE embedding IS NULL") == 0
+
+
+def test_a_job_on_a_cyrillic_varchar_key_in_a_latin1_database(jobs: Deployment) -> None:
+    jobs.owner.execute(
+        "DROP TABLE IF EXISTS dbo.cyr_bulk; CREATE TABLE dbo.cyr_bulk (id varchar(40) COLLATE Cyrillic_General_CI_AS "
+        "NOT NULL PRIMARY KEY, body nvarchar(max) NULL, embedding VECTOR(384) NULL)")
+    keys = ["ключ-1", "ключ-2", "Москва", "ascii-key"]
+    jobs.owner.cursor().executemany("INSERT dbo.cyr_bulk (id, body) VALUES (CAST(? AS nvarchar(40)), ?)",
+                                    [(k, f"text of {k}") for k in keys])
+    rc, job, error = submit(jobs.owner, "dbo.cyr_bulk")
+    assert rc == 0, error
+    done = wait(jobs.owner, job)
+    assert (done.state, done.rows_done, done.rows_failed) == ("succeeded", 4, 0), done.last_error
+    assert scalar(jobs.owner, "SELECT COUNT(*) FROM dbo.cyr_bulk WHERE embedding IS NULL") == 0
+    _, again, _ = submit(jobs.owner, "dbo.cyr_bulk")
+    assert wait(jobs.owner, again).rows_done == 0, "every key matched its state row: nothing stays pending"
 
 
 def test_filters_that_are_not_one_boolean_expression_are_refused(jobs: Deployment) -> None:

@@ -2,8 +2,8 @@
 
 Deploy and redeploy; AI_GENERATE_EMBEDDINGS and embed_rows verified against the service; a
 contained user in sqlembed_user (not sa) running every procedure; calls inside BEGIN TRAN and with
-autocommit off; the service failing mid-run (500, 429, down) leaving @@TRANCOUNT 0, the applock
-free and no partial batch; two sessions at once; a vector index, VECTOR_SEARCH, and embed_rows
+autocommit off; the service failing mid-run (500, 429, down) leaving @@TRANCOUNT 0, the run lease
+released and no partial batch; two sessions at once; a vector index, VECTOR_SEARCH, and embed_rows
 against the read-only table; uniqueidentifier, BIN2 varchar and duplicate keys; a keyless
 deployment; the OpenAI and Azure OpenAI formats; float16; and the request SQL Server sends.
 Bulk jobs from T-SQL: test_jobs.py. The rendered script through sqlcmd: test_render_sqlcmd.py.
@@ -58,10 +58,9 @@ def tran_state(conn: Any) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def applock_free(conn: Any, table: str) -> bool:
-    return (
-        scalar(conn, "SELECT APPLOCK_TEST(N'public', ?, N'Exclusive', N'Session')", f"sqlembed.embed_rows {table}") == 1
-    )
+def lease_free(owner: Any, destination: str) -> bool:
+    """No run lease left on the destination (read as the owner: members cannot read sqlembed's tables)."""
+    return scalar(owner, "SELECT COUNT(*) FROM sqlembed.run_leases WHERE destination = ?", destination) == 0
 
 
 # --- deploy ------------------------------------------------------------------------------------
@@ -209,7 +208,7 @@ def test_service_failing_mid_run_leaves_no_open_transaction_and_no_partial_batch
             row = embed_rows(conn, table, batch_bytes=20000)
             assert row.error is not None
             assert tran_state(conn) == (0, 0), "no transaction left open"
-            assert applock_free(conn, table), "the applock is released"
+            assert lease_free(database.owner, f"[dbo].[fail_{failure}].[embedding]"), "the run lease is released"
     finally:
         faults.clear()
     written = scalar(database.owner, f"SELECT COUNT(*) FROM {table} WHERE embedding IS NOT NULL")
@@ -230,14 +229,16 @@ def test_two_sessions_at_once(database: Deployment, app_user: AppUser) -> None:
     app_user.grant("dbo.busy", "SELECT", "UPDATE")
     holder = database.connect()
     try:
+        # A live run's lease, held by another session: a second caller fails fast.
         holder.execute(
-            "EXEC sys.sp_getapplock @Resource = N'sqlembed.embed_rows [dbo].[busy]', "
-            "@LockMode = N'Exclusive', @LockOwner = N'Session', @LockTimeout = 0"
+            "INSERT sqlembed.run_leases (destination, session_id, token, expires_at) "
+            "VALUES (N'[dbo].[busy].[embedding]', @@SPID, NEWID(), DATEADD(minute, 5, SYSUTCDATETIME()))"
         )
         with app_user.connect() as conn:
             row = embed_rows(conn, "dbo.busy")
             assert json.loads(row.error)["code"] == 409 and row.requests == 0
             assert tran_state(conn) == (0, 0)
+        holder.execute("DELETE sqlembed.run_leases WHERE destination = N'[dbo].[busy].[embedding]'")
     finally:
         holder.close()
     with app_user.connect() as conn:
