@@ -55,7 +55,8 @@ class TableInfo:
     key_collation: str | None
     columns: frozenset[str]
     state_source: str
-    """The table's name in the state table: ``[schema].[name]`` (as T-SQL's QUOTENAME builds it)."""
+    """The source table's name in the state table: ``[schema].[name]`` on SQL Server (as T-SQL's QUOTENAME
+    builds it), the plain table name on SQLite. Where the vectors go is ``destination``."""
     vector_dims: int | None = None
     vector_type: VectorType = "float32"
     target_schema: str | None = None
@@ -73,11 +74,18 @@ class TableInfo:
         return self.chunk_name is not None
 
     @property
-    def sync_target(self) -> str:
-        """What a sync version is kept for: the table's vectors, wherever they are written."""
+    def destination(self) -> str:
+        """Where the vectors are written, ``[schema].[table].[vector column]``: the source table (vectors in
+        place), the target table or the chunk table. Part of every state row's key, so one table embedded
+        into two places (two vector columns, a column and a target table) keeps one state per place."""
         where = self.chunk_name or self.target_name or self.name
         schema = self.chunk_schema if self.chunk_name else self.target_schema if self.target_name else self.schema
         return f"[{schema or ''}].[{where}].[{self.vector}]"
+
+    @property
+    def sync_target(self) -> str:
+        """What a sync version is kept for: the table's vectors, wherever they are written."""
+        return self.destination
 
 
 class BulkTarget(Protocol):
@@ -220,18 +228,30 @@ class SqlTarget:
         return self.retrying("reading changed rows", lambda: self._rows(sql, params))
 
     def write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int:
+        """Rows actually written: a row deleted since it was read (or whose key no longer matches) gets
+        neither a vector nor a state row, and is counted out with a warning."""
         if not rows:
             return 0
-        return self.retrying(f"writing {len(rows)} vectors", lambda: self._write(info, rows, eid))
+        done = self.retrying(f"writing {len(rows)} vectors", lambda: self._write(info, rows, eid))
+        return self._vanished(info, len(rows), done)
 
     def write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
         if not rows:
             return 0
-        return self.retrying(f"writing the chunks of {len(rows)} rows", lambda: self._write_chunks(info, rows, eid))
+        done = self.retrying(f"writing the chunks of {len(rows)} rows", lambda: self._write_chunks(info, rows, eid))
+        return self._vanished(info, len(rows), done)
+
+    @staticmethod
+    def _vanished(info: TableInfo, given: int, done: int) -> int:
+        if done < given:
+            # Counts only: keys and texts are the customer's data and stay out of the logs.
+            log.warning("%d of %d rows read from %s were not written to %s: deleted since they were read, or "
+                        "their key no longer matches a row", given - done, given, info.state_source, info.destination)
+        return done
 
     @staticmethod
     def _state_params(info: TableInfo, eid: EmbeddingId) -> dict[str, Any]:
-        return {"src": info.state_source, "mid": eid.model_id, "var": eid.variant}
+        return {"src": info.state_source, "dst": info.destination, "mid": eid.model_id, "var": eid.variant}
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[PendingRow]:
         from sqlalchemy import text as sql_text

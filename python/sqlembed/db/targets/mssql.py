@@ -3,9 +3,16 @@ chunk written in one round trip (one JSON document parameter, OPENJSON on the se
 UPDATE or MERGE and the state MERGE in one transaction), and living tables synced from Change
 Tracking (CHANGETABLE) so a re-sync reads only the rows that changed.
 
-The state table (migration 030) is keyed by SHA-256 of (source table, key text); both hashes are
-computed by SQL Server, exactly as ``sqlembed.embed_rows`` computes them, so the two paths share
-one state and never redo each other's work.
+The state table (migration 050) is keyed by SHA-256 of (source table, destination, key text), the
+destination being where the vector is written (``TableInfo.destination``: one table embedded into
+two places keeps one state per place); both hashes are computed by SQL Server, exactly as
+``sqlembed.embed_rows`` computes them, so the two paths share one state and never redo each other's
+work.
+
+Keys travel as JSON. Character keys are read from it as nvarchar and converted to the column's type
+in the column's collation (``CAST(j.k COLLATE <collation> AS varchar(n))``): read as varchar they
+would go through the database's code page first, and a key outside it (Cyrillic in a Latin1
+database) would become '?', match no row and stay pending forever.
 """
 
 from __future__ import annotations
@@ -26,8 +33,10 @@ TEXT_TYPES = {"nvarchar", "varchar", "nchar", "char", "ntext", "text"}
 _COLLATION = re.compile(r"[A-Za-z0-9_]{1,128}")
 STATE = "sqlembed.embedding_state"
 SYNC = "sqlembed.sync_state"
-# The state key exactly as migration 030's computed column and sqlembed.embed_rows build it.
-STATE_KEY = "HASHBYTES('SHA2_256', CAST(:src AS nvarchar(600)) + NCHAR(0) + CAST({col} AS nvarchar(4000)))"
+# The state key exactly as migration 050's computed column and sqlembed.embed_rows build it: hashed
+# over nvarchar(max), or the concatenation would be cut at 4,000 characters.
+STATE_KEY = ("HASHBYTES('SHA2_256', CAST(:src AS nvarchar(max)) + NCHAR(0) + CAST(:dst AS nvarchar(800)) + NCHAR(0) "
+             "+ CAST({col} AS nvarchar(4000)))")
 _COLUMNS = ("SELECT c.name, TYPE_NAME(c.user_type_id), c.max_length, c.collation_name, c.vector_dimensions, "
             "c.vector_base_type_desc FROM sys.columns AS c WHERE c.object_id = OBJECT_ID(:t)")
 
@@ -62,7 +71,7 @@ class MssqlTarget(SqlTarget):
             row = conn.execute(sql_text(
                 "SELECT OBJECT_SCHEMA_NAME(OBJECT_ID(:t)), OBJECT_NAME(OBJECT_ID(:t)), DB_NAME(), "
                 "OBJECT_ID(:t), HAS_PERMS_BY_NAME(:t, 'OBJECT', 'SELECT'), "
-                "CASE WHEN COL_LENGTH(N'sqlembed.embedding_state', N'key_hash') IS NULL THEN 0 ELSE 1 END"),
+                "CASE WHEN COL_LENGTH(N'sqlembed.embedding_state', N'destination') IS NULL THEN 0 ELSE 1 END"),
                 {"t": self.spec.table}).one()
             schema, name, database, oid, can_read, state_ok = row
             if expect_database is not None and database != expect_database:
@@ -99,11 +108,11 @@ class MssqlTarget(SqlTarget):
             vec_schema, vec_table = schema, name
             if self.spec.target_table:
                 tschema, _, tname = self.spec.target_table.rpartition(".")
-                tschema = tschema or schema
+                tschema, tname = self._catalog_name(conn, tschema or schema, tname)
                 vec_schema, vec_table = tschema, tname
             if self.spec.chunk_table:
                 cschema, _, cname = self.spec.chunk_table.rpartition(".")
-                cschema = cschema or schema
+                cschema, cname = self._catalog_name(conn, cschema or schema, cname)
                 vec_schema, vec_table = cschema, cname
             vector = self._vector_column(conn, vec_schema, vec_table, self.spec.vector)
             perm = conn.execute(sql_text("SELECT HAS_PERMS_BY_NAME(:t, 'OBJECT', 'UPDATE', :c, 'COLUMN')"),
@@ -114,13 +123,23 @@ class MssqlTarget(SqlTarget):
         collation = key[3] if key[3] and _COLLATION.fullmatch(key[3]) else None
         predicate = render_predicate(self.spec.where, self.dialect, "t", set(cols)) if self.spec.where else None
         vtype: VectorType = "float16" if vector is not None and vector[5] == "float16" else "float32"
-        source = f"[{schema}].[{name}]" + (f">[{cschema}].[{cname}]" if cname else "")
+        source = f"[{schema}].[{name}]"
         return TableInfo(schema=schema, name=name, key=key[0], text=text[0],
                          vector=vector[0] if vector else self.spec.vector, key_type=_declared(key[1], key[2]),
                          key_collation=collation, columns=frozenset(cols), state_source=source,
                          vector_dims=int(vector[4]) if vector is not None and vector[4] else None, vector_type=vtype,
                          target_schema=tschema, target_name=tname, predicate=predicate, database=database,
                          chunk_schema=cschema, chunk_name=cname, primary_key=primary)
+
+    @staticmethod
+    def _catalog_name(conn: Any, schema: str | None, table: str) -> tuple[str | None, str]:
+        """A target or chunk table's names as the catalog spells them where it exists (they are part of
+        the state key: another spelling of the same table must not look like another destination)."""
+        from sqlalchemy import text as sql_text
+
+        row = conn.execute(sql_text("SELECT OBJECT_SCHEMA_NAME(OBJECT_ID(:t)), OBJECT_NAME(OBJECT_ID(:t))"),
+                           {"t": f"{schema}.{table}"}).one()
+        return (str(row[0]), str(row[1])) if row[1] is not None else (schema, table)
 
     def _vector_column(self, conn: Any, schema: str | None, table: str, column: str) -> Any:
         from sqlalchemy import text as sql_text
@@ -145,18 +164,21 @@ class MssqlTarget(SqlTarget):
                                "dimensions: pass dimensions matching the column")
         vec = f"VECTOR({int(eid.dimensions)}{', float16' if eid.vector_type == 'float16' else ''})"
         k, v = self.quote(info.key), self.quote(info.vector)
+        # Character keys keep their collation: the same keys, compared the same way, as in the source.
+        ktype = info.key_type + (f" COLLATE {info.key_collation}" if info.key_collation and self._character_key(info)
+                                 else "")
         ddl = None
         if info.target_name and info.vector_dims is None:
             target = self.qualified(info.target_schema, info.target_name)
             ddl = (f"IF OBJECT_ID(:t, N'U') IS NULL CREATE TABLE {target} "
-                   f"({k} {info.key_type} NOT NULL PRIMARY KEY, {v} {vec} NULL)",
+                   f"({k} {ktype} NOT NULL PRIMARY KEY, {v} {vec} NULL)",
                    f"{info.target_schema}.{info.target_name}")
         if info.chunk_name and info.vector_dims is None:
             # An INT identity as the clustered primary key: the one a SQL Server 2025 vector index accepts.
             name = info.chunk_name
             ddl = (f"IF OBJECT_ID(:t, N'U') IS NULL CREATE TABLE {self.qualified(info.chunk_schema, name)} ("
                    f"chunk_id int IDENTITY(1, 1) NOT NULL CONSTRAINT {self.quote('PK_' + name)} PRIMARY KEY CLUSTERED, "
-                   f"{k} {info.key_type} NOT NULL, chunk_no int NOT NULL, chunk_offset int NOT NULL, "
+                   f"{k} {ktype} NOT NULL, chunk_no int NOT NULL, chunk_offset int NOT NULL, "
                    f"chunk_length int NOT NULL, {v} {vec} NULL, "
                    f"CONSTRAINT {self.quote('UQ_' + name + '_chunk')} UNIQUE ({k}, chunk_no))",
                    f"{info.chunk_schema}.{name}")
@@ -173,13 +195,30 @@ class MssqlTarget(SqlTarget):
 
     # --- executor tasks
 
+    @staticmethod
+    def _character_key(info: TableInfo) -> bool:
+        return info.key_type.split("(")[0] in ("nvarchar", "varchar", "nchar", "char")
+
+    @staticmethod
+    def _json_key(info: TableInfo, alias: str) -> tuple[str, str]:
+        """(the type OPENJSON reads a key as, the key as the column's type from ``alias.k``).
+
+        varchar/char keys are read as nvarchar and collated before the cast, so the conversion to
+        varchar uses the key column's code page, not the database's: a varchar read from JSON is in
+        the database collation, and COLLATE afterwards only relabels what the conversion already
+        turned into '?'. Other keys are read as their own type (no code page involved)."""
+        coll = f" COLLATE {info.key_collation}" if info.key_collation else ""
+        if info.key_type.split("(")[0] in ("varchar", "char"):
+            return "nvarchar(4000)", f"CAST({alias}.k{coll} AS {info.key_type})"
+        return info.key_type, f"{alias}.k{coll}"
+
     def _pending_sql(self, info: TableInfo, conds: list[str], top: bool, keys: bool = False) -> str:
         q = self.quote
         k, txt = q(info.key), q(info.text)
         join = ""
         if keys:
-            coll = f" COLLATE {info.key_collation}" if info.key_collation else ""
-            join += f" JOIN OPENJSON(:keys) WITH (k {info.key_type} '$') AS ck ON t.{k} = ck.k{coll}"
+            jtype, jkey = self._json_key(info, "ck")
+            join += f" JOIN OPENJSON(:keys) WITH (k {jtype} '$') AS ck ON t.{k} = {jkey}"
         if info.target_name:
             join += f" LEFT JOIN {self.qualified(info.target_schema, info.target_name)} AS tt ON tt.{k} = t.{k}"
             missing = f"CASE WHEN tt.{q(info.vector)} IS NULL THEN 1 ELSE 0 END"
@@ -210,12 +249,13 @@ class MssqlTarget(SqlTarget):
         return f"VECTOR({int(eid.dimensions)}{', float16' if eid.vector_type == 'float16' else ''})"
 
     def _state_merge(self) -> str:
-        return (f" MERGE {STATE} WITH (HOLDLOCK) AS s USING (SELECT DISTINCT "
-                "CAST(:src AS nvarchar(600)) AS source_table, d.row_key, d.h FROM @done AS d) AS x "
-                "ON s.key_hash = HASHBYTES('SHA2_256', x.source_table + NCHAR(0) + x.row_key) "
+        """The state of exactly the rows in @done, keyed by (source table, destination, key)."""
+        return (f" MERGE {STATE} WITH (HOLDLOCK) AS s USING (SELECT DISTINCT d.row_key, d.h FROM @done AS d) AS x "
+                f"ON s.key_hash = {STATE_KEY.format(col='x.row_key')} "
                 "WHEN MATCHED THEN UPDATE SET content_hash = x.h, model_id = :mid, variant = :var, "
-                "embedded_at = SYSUTCDATETIME() WHEN NOT MATCHED THEN INSERT (source_table, row_key, content_hash, "
-                "model_id, variant) VALUES (x.source_table, x.row_key, x.h, :mid, :var);")
+                "embedded_at = SYSUTCDATETIME() WHEN NOT MATCHED THEN INSERT (source_table, destination, row_key, "
+                "content_hash, model_id, variant) VALUES (CAST(:src AS nvarchar(600)), CAST(:dst AS nvarchar(800)), "
+                "x.row_key, x.h, :mid, :var);")
 
     _DONE = ("SET NOCOUNT ON; SET XACT_ABORT ON; DECLARE @done TABLE "
              "(row_key nvarchar(4000) COLLATE DATABASE_DEFAULT NOT NULL, h binary(32) NOT NULL); ")
@@ -227,19 +267,23 @@ class MssqlTarget(SqlTarget):
         k, v = q(info.key), q(info.vector)
         vtype = self._vector_type(eid)
         coll = f" COLLATE {info.key_collation}" if info.key_collation else ""
-        rows = (f"OPENJSON(:j) WITH (k {info.key_type} '$[0]', v nvarchar(max) '$[1]' AS JSON, "
+        jtype, jkey = self._json_key(info, "j")
+        rows = (f"OPENJSON(:j) WITH (k {jtype} '$[0]', v nvarchar(max) '$[1]' AS JSON, "
                 "hx char(64) '$[2]') AS j")
+        source = self.qualified(info.schema, info.name)
         if info.target_name:
+            # Only rows still in the source: one deleted since it was read gets no target row, no state.
             target = self.qualified(info.target_schema, info.target_name)
-            apply = (f"MERGE {target} WITH (HOLDLOCK) AS tt USING (SELECT j.k, CAST(j.v AS {vtype}) AS v, "
-                     f"CONVERT(binary(32), j.hx, 2) AS h FROM {rows}) AS j ON tt.{k} = j.k{coll} "
-                     f"WHEN MATCHED THEN UPDATE SET tt.{v} = j.v WHEN NOT MATCHED THEN INSERT ({k}, {v}) "
-                     f"VALUES (j.k, j.v) OUTPUT CAST(inserted.{k} AS nvarchar(4000)), j.h INTO @done (row_key, h);")
+            # (w.k is already the column's type; the COLLATE settles a target table of another collation.)
+            apply = (f"MERGE {target} WITH (HOLDLOCK) AS tt USING (SELECT {jkey} AS k, CAST(j.v AS {vtype}) AS v, "
+                     f"CONVERT(binary(32), j.hx, 2) AS h FROM {rows} WHERE EXISTS (SELECT 1 FROM {source} AS t "
+                     f"WHERE t.{k} = {jkey})) AS w ON tt.{k} = w.k{coll} "
+                     f"WHEN MATCHED THEN UPDATE SET tt.{v} = w.v WHEN NOT MATCHED THEN INSERT ({k}, {v}) "
+                     f"VALUES (w.k, w.v) OUTPUT CAST(inserted.{k} AS nvarchar(4000)), w.h INTO @done (row_key, h);")
         else:
             apply = (f"UPDATE t SET t.{v} = CAST(j.v AS {vtype}) "
                      f"OUTPUT CAST(inserted.{k} AS nvarchar(4000)), CONVERT(binary(32), j.hx, 2) "
-                     f"INTO @done (row_key, h) FROM {self.qualified(info.schema, info.name)} AS t "
-                     f"JOIN {rows} ON t.{k} = j.k{coll};")
+                     f"INTO @done (row_key, h) FROM {source} AS t JOIN {rows} ON t.{k} = {jkey};")
         return self._DONE + apply + self._state_merge() + " SELECT COUNT(*) FROM @done;"
 
     def _write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int:
@@ -258,18 +302,20 @@ class MssqlTarget(SqlTarget):
     def write_chunks_sql(self, info: TableInfo, eid: EmbeddingId) -> str:
         """One batch: the parents' old chunks out, their new chunks in, their state rows, atomically."""
         k, v = self.quote(info.key), self.quote(info.vector)
-        coll = f" COLLATE {info.key_collation}" if info.key_collation else ""
         chunks = self.qualified(info.chunk_schema, info.chunk_name or "")
-        parents = (f"OPENJSON(:j) WITH (k {info.key_type} '$[0]', hx char(64) '$[1]', "
+        jtype, jkey = self._json_key(info, "j")
+        parents = (f"OPENJSON(:j) WITH (k {jtype} '$[0]', hx char(64) '$[1]', "
                    "cs nvarchar(max) '$[2]' AS JSON) AS j")
+        # A parent deleted since it was read loses its old chunks and gets no new ones, nor state.
+        present = f"WHERE EXISTS (SELECT 1 FROM {self.qualified(info.schema, info.name)} AS t WHERE t.{k} = {jkey})"
         return (self._DONE
-                + f"DELETE c FROM {chunks} AS c JOIN {parents} ON c.{k} = j.k{coll}; "
+                + f"DELETE c FROM {chunks} AS c JOIN {parents} ON c.{k} = {jkey}; "
                 + f"INSERT {chunks} ({k}, chunk_no, chunk_offset, chunk_length, {v}) "
-                f"SELECT j.k, x.no, x.off, x.len, CAST(x.v AS {self._vector_type(eid)}) FROM {parents} "
+                f"SELECT {jkey}, x.no, x.off, x.len, CAST(x.v AS {self._vector_type(eid)}) FROM {parents} "
                 "CROSS APPLY OPENJSON(j.cs) WITH (no int '$[0]', off int '$[1]', len int '$[2]', "
-                "v nvarchar(max) '$[3]' AS JSON) AS x; "
+                f"v nvarchar(max) '$[3]' AS JSON) AS x {present}; "
                 f"INSERT @done (row_key, h) SELECT CAST(j.k AS nvarchar(4000)), CONVERT(binary(32), j.hx, 2) "
-                f"FROM {parents};"
+                f"FROM {parents} {present};"
                 + self._state_merge() + " SELECT COUNT(*) FROM @done;")
 
     def _write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
@@ -374,22 +420,24 @@ class MssqlTarget(SqlTarget):
         if not keys:
             return 0
         k = self.quote(info.key)
-        coll = f" COLLATE {info.key_collation}" if info.key_collation else ""
         doc = orjson.dumps(list(keys), default=str).decode()
-        gone = f"OPENJSON(:j) WITH (k {info.key_type} '$') AS g"
+        jtype, jkey = self._json_key(info, "g")
+        gone = f"OPENJSON(:j) WITH (k {jtype} '$') AS g"
         sql = "SET NOCOUNT ON; SET XACT_ABORT ON; "
         if info.chunked:
             sql += (f"DELETE c FROM {self.qualified(info.chunk_schema, info.chunk_name or '')} AS c "
-                    f"JOIN {gone} ON c.{k} = g.k{coll}; ")
+                    f"JOIN {gone} ON c.{k} = {jkey}; ")
         if info.target_name:
             sql += (f"DELETE tt FROM {self.qualified(info.target_schema, info.target_name)} AS tt "
-                    f"JOIN {gone} ON tt.{k} = g.k{coll}; ")
+                    f"JOIN {gone} ON tt.{k} = {jkey}; ")
+        # This destination's state rows only: the table's other destinations keep theirs.
         sql += (f"DELETE s FROM {STATE} AS s JOIN {gone} ON s.key_hash = {STATE_KEY.format(col='g.k')}; "
                 "SELECT @@ROWCOUNT;")
 
         def delete() -> int:
             with self.engine.begin() as conn:
-                return int(conn.execute(sql_text(sql), {"j": doc, "src": info.state_source}).scalar() or 0)
+                return int(conn.execute(sql_text(sql), {"j": doc, "src": info.state_source,
+                                                        "dst": info.destination}).scalar() or 0)
 
         return self.retrying(f"deleting {len(keys)} rows' vectors", delete)
 
@@ -397,8 +445,13 @@ class MssqlTarget(SqlTarget):
         from sqlalchemy import text as sql_text
 
         k = self.quote(info.key)
-        sql = (f"SELECT TRY_CAST(s.row_key AS {info.key_type}) FROM {STATE} AS s WHERE s.source_table = :src "
+        # Character keys as the state stores them (nvarchar: exact), compared in the key's collation.
+        as_key = (f"TRY_CAST(s.row_key COLLATE {info.key_collation} AS {info.key_type})" if info.key_collation
+                  else f"TRY_CAST(s.row_key AS {info.key_type})")
+        shown = "s.row_key" if self._character_key(info) else as_key
+        sql = (f"SELECT {shown} FROM {STATE} AS s WHERE s.source_table = :src AND s.destination = :dst "
                f"AND NOT EXISTS (SELECT 1 FROM {self.qualified(info.schema, info.name)} AS t "
-               f"WHERE t.{k} = TRY_CAST(s.row_key AS {info.key_type}))")
+               f"WHERE t.{k} = {as_key})")
         with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(sql_text(sql), {"src": info.state_source}) if r[0] is not None]
+            return [r[0] for r in conn.execute(sql_text(sql), {"src": info.state_source, "dst": info.destination})
+                    if r[0] is not None]

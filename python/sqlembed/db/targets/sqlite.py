@@ -5,6 +5,7 @@ recorded by triggers into a queue table (the SQLite stand-in for SQL Server's ch
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -13,10 +14,22 @@ from sqlembed.db.targets.spec import ChangeSet, ChunkRow, Dialect, WriteRow, ren
 from sqlembed.db.targets.vectors import vector_json
 from sqlembed.errors import InvalidInput
 
+log = logging.getLogger(__name__)
+
 STATE = "sqlembed_embedding_state"
 CHANGES = "sqlembed_changes"
 SYNC = "sqlembed_sync_state"
 HASH_FN = "sqlembed_text_hash"
+_CHUNK_COLUMNS = {"chunk_no", "chunk_offset", "chunk_length"}
+
+
+def _state_ddl(table: str) -> str:
+    """One state row per (source table, destination, key): where the vector is written is part of the
+    key (TableInfo.destination), so one table embedded into two places keeps one state per place."""
+    return (f"CREATE TABLE IF NOT EXISTS {table} (source_table TEXT NOT NULL, destination TEXT NOT NULL, "
+            "row_key TEXT NOT NULL, content_hash BLOB NOT NULL, model_id TEXT NOT NULL, "
+            "variant TEXT NOT NULL DEFAULT '', embedded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, "
+            "PRIMARY KEY (source_table, destination, row_key))")
 
 
 def _text_hash(text: Any) -> bytes | None:
@@ -65,13 +78,8 @@ class SqliteTarget(SqlTarget):
             key, text = column(self.spec.key), column(self.spec.text)
             vector = column(self.spec.vector, required=not (self.spec.target_table or self.spec.chunk_table))
             predicate = render_predicate(self.spec.where, self.dialect, "t", set(cols)) if self.spec.where else None
-            conn.exec_driver_sql(
-                f"CREATE TABLE IF NOT EXISTS {STATE} (source_table TEXT NOT NULL, row_key TEXT NOT NULL, "
-                "content_hash BLOB NOT NULL, model_id TEXT NOT NULL, variant TEXT NOT NULL DEFAULT '', "
-                "embedded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (source_table, row_key))")
+            conn.exec_driver_sql(_state_ddl(STATE))
             have = {r[1] for r in conn.exec_driver_sql(f"PRAGMA table_info({STATE})")}
-            if "variant" not in have:  # a state table from sqlembed 0.1
-                conn.exec_driver_sql(f"ALTER TABLE {STATE} ADD COLUMN variant TEXT NOT NULL DEFAULT ''")
             conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {SYNC} (source_table TEXT NOT NULL, target TEXT NOT "
                                  "NULL, variant TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (source_table, "
                                  "target))")
@@ -82,11 +90,79 @@ class SqliteTarget(SqlTarget):
         if self.spec.chunk_table:
             cschema, _, cname = self.spec.chunk_table.rpartition(".")
             cschema = cschema or schema
-        source = name if cname is None else f"{name}>{cname}"
-        return TableInfo(schema=schema, name=name, key=key, text=text, vector=vector, key_type=cols[key][0],
-                         key_collation=None, columns=frozenset(cols), state_source=source, target_schema=tschema,
+        info = TableInfo(schema=schema, name=name, key=key, text=text, vector=vector, key_type=cols[key][0],
+                         key_collation=None, columns=frozenset(cols), state_source=name, target_schema=tschema,
                          target_name=tname, predicate=predicate, chunk_schema=cschema, chunk_name=cname,
                          primary_key=tuple(c for c, (_, pk) in cols.items() if pk))
+        if "destination" not in have:
+            self._migrate_state(info)
+        return info
+
+    def _migrate_state(self, info: TableInfo) -> None:
+        """A state table from before destinations (keyed by source table and key; chunk jobs as
+        ``name>chunk table``) becomes today's, once, in one transaction (DDL included).
+
+        Chunk-job rows keep their state where the destination is certain: this job's own chunk table,
+        or a chunk table whose one vector column the table's shape names. Every other row could
+        describe any of the table's destinations (trusting it could keep a stale vector forever), so
+        it is dropped and its row embedded once more.
+        """
+        raw = self.engine.raw_connection()
+        try:
+            db = raw.driver_connection
+            level = db.isolation_level
+            db.isolation_level = None  # explicit BEGIN ... COMMIT: sqlite3 would commit DDL on its own
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    moved, total = self._move_state_rows(db, info)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            finally:
+                db.isolation_level = level
+        finally:
+            raw.close()
+        if total > moved:
+            log.warning("%s: upgraded to one state per destination; %d of %d state rows could not be attributed "
+                        "to one destination and were dropped (those rows are embedded once more)",
+                        STATE, total - moved, total)
+
+    def _move_state_rows(self, db: Any, info: TableInfo) -> tuple[int, int]:
+        """(rows kept, rows there were); nothing to do where another job migrated the table first."""
+        have = {r[1] for r in db.execute(f"PRAGMA table_info({STATE})")}
+        if "destination" in have:
+            return 0, 0
+        new = f"{STATE}_v3"
+        db.execute(f"DROP TABLE IF EXISTS {new}")
+        db.execute(_state_ddl(new))
+        variant = "variant" if "variant" in have else "''"  # sqlembed 0.1 had none
+        total = int(db.execute(f"SELECT COUNT(*) FROM {STATE}").fetchone()[0])
+        moved = 0
+        for (source,) in db.execute(f"SELECT DISTINCT source_table FROM {STATE} "
+                                    "WHERE instr(source_table, '>') > 0").fetchall():
+            name, _, chunks = str(source).partition(">")
+            destination = self._old_chunk_destination(db, info, name, chunks)
+            if destination is None:
+                continue
+            moved += db.execute(
+                f"INSERT INTO {new} (source_table, destination, row_key, content_hash, model_id, variant, "
+                f"embedded_at) SELECT ?, ?, row_key, content_hash, model_id, {variant}, embedded_at FROM {STATE} "
+                "WHERE source_table = ?", (name, destination, source)).rowcount
+        db.execute(f"DROP TABLE {STATE}")
+        db.execute(f"ALTER TABLE {new} RENAME TO {STATE}")
+        return moved, total
+
+    def _old_chunk_destination(self, db: Any, info: TableInfo, name: str, chunks: str) -> str | None:
+        if info.chunk_name is not None and (name, chunks) == (info.name, info.chunk_name):
+            return info.destination  # this job's own chunk table
+        cols = db.execute(f"PRAGMA table_info({self.quote(chunks)})").fetchall()
+        names = {str(c[1]) for c in cols}
+        vectors = [str(c[1]) for c in cols if not c[5] and c[1] not in _CHUNK_COLUMNS]
+        if not names >= _CHUNK_COLUMNS or len(vectors) != 1:
+            return None  # gone, or not the shape a job creates: the vector column is not certain
+        return f"[].[{chunks}].[{vectors[0]}]"
 
     def _prepare(self, info: TableInfo, eid: EmbeddingId) -> TableInfo:
         k, v = self.quote(info.key), self.quote(info.vector)
@@ -131,7 +207,8 @@ class SqliteTarget(SqlTarget):
         return (f"SELECT k, txt, h FROM (SELECT t.{k} AS k, t.{txt} AS txt, {missing} AS missing, "
                 f"CASE WHEN t.{txt} IS NULL OR t.{txt} = '' THEN NULL ELSE {HASH_FN}(t.{txt}) END AS h, "
                 f"s.content_hash AS sh, s.model_id AS smid, s.variant AS svar FROM {self._from(info)}{join} "
-                f"LEFT JOIN {STATE} AS s ON s.source_table = :src AND s.row_key = CAST(t.{k} AS TEXT) "
+                f"LEFT JOIN {STATE} AS s ON s.source_table = :src AND s.destination = :dst "
+                f"AND s.row_key = CAST(t.{k} AS TEXT) "
                 f"WHERE {where}) WHERE h IS NULL OR missing OR sh IS NULL OR sh <> h OR smid <> :mid "
                 f"OR svar <> :var ORDER BY k")
 
@@ -142,41 +219,51 @@ class SqliteTarget(SqlTarget):
         return self._pending_sql(info, [f"t.{self.quote(info.key)} IN (SELECT value FROM json_each(:keys))"])
 
     def _state_rows(self, info: TableInfo, rows: Sequence[WriteRow] | Sequence[ChunkRow], eid: EmbeddingId) -> Any:
-        return [(info.state_source, r.key, r.hash, eid.model_id, eid.variant) for r in rows]
+        return [(info.state_source, info.destination, r.key, r.hash, eid.model_id, eid.variant) for r in rows]
 
-    _UPSERT_STATE = (f"INSERT INTO {STATE} (source_table, row_key, content_hash, model_id, variant) "
-                     "VALUES (?, CAST(? AS TEXT), ?, ?, ?) ON CONFLICT(source_table, row_key) DO UPDATE SET "
-                     "content_hash = excluded.content_hash, model_id = excluded.model_id, variant = excluded.variant, "
-                     "embedded_at = CURRENT_TIMESTAMP")
+    _UPSERT_STATE = (f"INSERT INTO {STATE} (source_table, destination, row_key, content_hash, model_id, variant) "
+                     "VALUES (?, ?, CAST(? AS TEXT), ?, ?, ?) ON CONFLICT(source_table, destination, row_key) "
+                     "DO UPDATE SET content_hash = excluded.content_hash, model_id = excluded.model_id, "
+                     "variant = excluded.variant, embedded_at = CURRENT_TIMESTAMP")
 
     def _write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int:
+        """Each row's vector, then the state of exactly the rows written: a row deleted since it was
+        read matches nothing (in place) or is not copied to the target table, and gets no state."""
         q = self.quote
         k, v = q(info.key), q(info.vector)
-        values = [(r.key, vector_json(r.vector, eid.vector_type)) for r in rows]
+        source = self.qualified(info.schema, info.name)
+        if info.target_name:
+            target = self.qualified(info.target_schema, info.target_name)
+            sql = (f"INSERT INTO {target} ({k}, {v}) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM {source} "
+                   f"WHERE {k} = ?) ON CONFLICT({k}) DO UPDATE SET {v} = excluded.{v}")
+        else:
+            sql = f"UPDATE {source} SET {v} = ? WHERE {k} = ?"
+        written = []
         with self.engine.begin() as conn:
             cur = conn.connection.driver_connection.cursor()
-            if info.target_name:
-                target = self.qualified(info.target_schema, info.target_name)
-                cur.executemany(f"INSERT INTO {target} ({k}, {v}) VALUES (?, ?) "
-                                f"ON CONFLICT({k}) DO UPDATE SET {v} = excluded.{v}", values)
-            else:
-                cur.executemany(f"UPDATE {self.qualified(info.schema, info.name)} SET {v} = ? "
-                                f"WHERE {k} = ?", [(vec, key) for key, vec in values])
-            cur.executemany(self._UPSERT_STATE, self._state_rows(info, rows, eid))
-        return len(rows)
+            for r in rows:
+                vec = vector_json(r.vector, eid.vector_type)
+                cur.execute(sql, (r.key, vec, r.key) if info.target_name else (vec, r.key))
+                if cur.rowcount > 0:
+                    written.append(r)
+            cur.executemany(self._UPSERT_STATE, self._state_rows(info, written, eid))
+        return len(written)
 
     def _write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
         k, v = self.quote(info.key), self.quote(info.vector)
         chunks = self.qualified(info.chunk_schema, info.chunk_name or "")
+        exists = f"SELECT 1 FROM {self.qualified(info.schema, info.name)} WHERE {k} = ? LIMIT 1"
         with self.engine.begin() as conn:
             cur = conn.connection.driver_connection.cursor()
             cur.executemany(f"DELETE FROM {chunks} WHERE {k} = ?", [(r.key,) for r in rows])
+            # A parent deleted since it was read loses its old chunks and gets no new ones, nor state.
+            present = [r for r in rows if cur.execute(exists, (r.key,)).fetchone() is not None]
             cur.executemany(
                 f"INSERT INTO {chunks} ({k}, chunk_no, chunk_offset, chunk_length, {v}) VALUES (?, ?, ?, ?, ?)",
                 [(r.key, c.no + 1, c.offset + 1, c.length, vector_json(c.vector, eid.vector_type))
-                 for r in rows for c in r.chunks])
-            cur.executemany(self._UPSERT_STATE, self._state_rows(info, rows, eid))
-        return len(rows)
+                 for r in present for c in r.chunks])
+            cur.executemany(self._UPSERT_STATE, self._state_rows(info, present, eid))
+        return len(present)
 
     # --- changes
 
@@ -268,8 +355,9 @@ class SqliteTarget(SqlTarget):
                 if info.target_name:
                     cur.executemany(f"DELETE FROM {self.qualified(info.target_schema, info.target_name)} "
                                     f"WHERE {k} = ?", [(key,) for key in keys])
-                cur.executemany(f"DELETE FROM {STATE} WHERE source_table = ? AND row_key = CAST(? AS TEXT)",
-                                [(info.state_source, key) for key in keys])
+                cur.executemany(f"DELETE FROM {STATE} WHERE source_table = ? AND destination = ? "
+                                "AND row_key = CAST(? AS TEXT)", [(info.state_source, info.destination, key)
+                                                                   for key in keys])
             return len(keys)
 
         return self.retrying(f"deleting {len(keys)} rows' vectors", delete)
@@ -278,9 +366,9 @@ class SqliteTarget(SqlTarget):
         # t.k = s.row_key, not CAST(t.k AS TEXT): SQLite gives the text the key column's affinity,
         # so the key's index answers each probe (a cast on the key side scans the table per row).
         k = self.quote(info.key)
-        sql = (f"SELECT s.row_key FROM {STATE} AS s WHERE s.source_table = ? AND NOT EXISTS "
+        sql = (f"SELECT s.row_key FROM {STATE} AS s WHERE s.source_table = ? AND s.destination = ? AND NOT EXISTS "
                f"(SELECT 1 FROM {self._from(info)} WHERE t.{k} = s.row_key)")
         with self.engine.connect() as conn:
-            texts = [r[0] for r in conn.exec_driver_sql(sql, (info.state_source,))]
+            texts = [r[0] for r in conn.exec_driver_sql(sql, (info.state_source, info.destination))]
         # Keys as the table stores them (the state keeps their text): integers stay integers.
         return [int(t) if t.lstrip("-").isdigit() and info.key_type.upper().startswith("INT") else t for t in texts]
