@@ -44,8 +44,9 @@ def test_batches_end_with_go_and_set_options(f: SqlFile) -> None:
 
 
 _CREATE = re.compile(
-    r"\bCREATE\s+(?!OR\s+ALTER\b)(TABLE(?!\s+#)|PROCEDURE|PROC|FUNCTION|VIEW|ROLE|SCHEMA|TRIGGER|TYPE|"
-    r"EXTERNAL\s+MODEL|DATABASE\s+SCOPED\s+CREDENTIAL|INDEX|VECTOR\s+INDEX)\b",
+    # USER and CERTIFICATE: the principal sqlembed.invoke runs as (or is signed by) is made every deploy.
+    r"\bCREATE\s+(?!OR\s+ALTER\b)(TABLE(?!\s+#)|PROCEDURE|PROC|FUNCTION|VIEW|ROLE|USER|CERTIFICATE|SCHEMA|TRIGGER|"
+    r"TYPE|EXTERNAL\s+MODEL|DATABASE\s+SCOPED\s+CREDENTIAL|INDEX|VECTOR\s+INDEX)\b",
     re.IGNORECASE,
 )
 _GUARD = re.compile(
@@ -53,18 +54,35 @@ _GUARD = re.compile(
 )
 
 
+def unguarded_creates(text: str) -> list[str]:
+    """Each CREATE of an object that is not guarded by an existence test just before it (a second
+    deploy would fail on it: Msg 2714, or Msg 15023 for a user)."""
+    code = mask(text)
+    return [
+        f"{m.group(0)!r} at line {code[: m.start()].count(chr(10)) + 1}"
+        for m in _CREATE.finditer(code)
+        if not _GUARD.search(code[max(0, m.start() - 300) : m.start()])
+    ]
+
+
 @pytest.mark.parametrize(
     "f", [f for f in FILES if f.kind != "migration"], ids=_ids([f for f in FILES if f.kind != "migration"])
 )
 def test_objects_and_bootstrap_are_idempotent(f: SqlFile) -> None:
     code = mask(f.text)
-    for m in _CREATE.finditer(code):
-        before = code[max(0, m.start() - 300) : m.start()]
-        assert _GUARD.search(before), f"unguarded {m.group(0)!r} at {f.name}:{code[: m.start()].count(chr(10)) + 1}"
+    assert not unguarded_creates(f.text), f"{f.name}: unguarded {unguarded_creates(f.text)}"
     assert not re.search(r"\bDROP\s+(TABLE|PROCEDURE|FUNCTION|VIEW|SCHEMA|EXTERNAL\s+MODEL)\b", code, re.I), (
         "objects never drop: re-applying must not lose data or break schema-bound dependents"
     )
     assert not re.search(r"\bALTER\s+TABLE\b", code, re.I), "table changes belong in migrations"
+
+
+@pytest.mark.parametrize(
+    "sql", ["CREATE USER sqlembed_invoker WITHOUT LOGIN;", "CREATE CERTIFICATE c WITH SUBJECT = 'x';"]
+)
+def test_an_unguarded_principal_is_refused(sql: str) -> None:
+    assert unguarded_creates("GO\n" + sql)
+    assert not unguarded_creates("IF DATABASE_PRINCIPAL_ID(N'x') IS NULL\n    " + sql)
 
 
 @pytest.mark.parametrize(
