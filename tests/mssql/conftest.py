@@ -346,3 +346,17 @@ def make_docs(conn: Any, table: str, texts: list[str | None], *, key: str = "id 
     rows = list(zip(keys or range(1, len(texts) + 1), texts, strict=True))
     if rows:
         cur.executemany(f"INSERT {table} (id, body) VALUES (?, ?)", rows)
+
+
+CYRILLIC_KEYS = ["ключ-1", "ключ-2", "Москва", "ascii-key"]
+
+
+def make_cyrillic_keyed(conn: Any, table: str) -> None:
+    """A table keyed by varchar in a Cyrillic collation, in a database whose collation is Latin1:
+    keys outside the database's code page (issue 22, item 6)."""
+    conn.execute(
+        f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id varchar(40) COLLATE Cyrillic_General_CI_AS "
+        "NOT NULL PRIMARY KEY, body nvarchar(max) NULL, embedding VECTOR(384) NULL)")
+    # Inserted as nvarchar: the column converts through its own (Cyrillic) code page.
+    conn.cursor().executemany(f"INSERT {table} (id, body) VALUES (CAST(? AS nvarchar(40)), ?)",
+                              [(k, f"text of {k}") for k in CYRILLIC_KEYS])

@@ -22,6 +22,7 @@ from tests.mssql.conftest import (
     Faults,
     database_name,
     database_url,
+    make_cyrillic_keyed,
     make_docs,
     make_service,
     new_user,
@@ -130,12 +131,7 @@ def test_jobs_submitted_and_polled_with_autocommit_off(jobs: Deployment) -> None
 
 
 def test_a_job_on_a_cyrillic_varchar_key_in_a_latin1_database(jobs: Deployment) -> None:
-    jobs.owner.execute(
-        "DROP TABLE IF EXISTS dbo.cyr_bulk; CREATE TABLE dbo.cyr_bulk (id varchar(40) COLLATE Cyrillic_General_CI_AS "
-        "NOT NULL PRIMARY KEY, body nvarchar(max) NULL, embedding VECTOR(384) NULL)")
-    keys = ["ключ-1", "ключ-2", "Москва", "ascii-key"]
-    jobs.owner.cursor().executemany("INSERT dbo.cyr_bulk (id, body) VALUES (CAST(? AS nvarchar(40)), ?)",
-                                    [(k, f"text of {k}") for k in keys])
+    make_cyrillic_keyed(jobs.owner, "dbo.cyr_bulk")
     rc, job, error = submit(jobs.owner, "dbo.cyr_bulk")
     assert rc == 0, error
     done = wait(jobs.owner, job)

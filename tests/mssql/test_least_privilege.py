@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from sqlembed.benchmark.corpus import paragraphs
-from tests.mssql.conftest import AppUser, Deployment, Faults, make_docs, new_user, scalar
+from tests.mssql.conftest import AppUser, Deployment, Faults, make_cyrillic_keyed, make_docs, new_user, scalar
 from tests.mssql.test_sqlserver2025 import embed_rows, tran_state
 
 pytestmark = [pytest.mark.mssql, pytest.mark.slow]
@@ -161,12 +161,7 @@ def test_insert_exec_of_search_chunks_through_a_vector_index(database: Deploymen
 
 def test_a_cyrillic_varchar_key_in_a_latin1_database(database: Deployment) -> None:
     assert "Latin1" in scalar(database.owner, "SELECT CAST(DATABASEPROPERTYEX(DB_NAME(), 'Collation') AS sysname)")
-    database.owner.execute(
-        "DROP TABLE IF EXISTS dbo.cyr; CREATE TABLE dbo.cyr (id varchar(40) COLLATE Cyrillic_General_CI_AS NOT NULL "
-        "PRIMARY KEY, body nvarchar(max) NULL, embedding VECTOR(384) NULL)")
-    keys = ["ключ-1", "ключ-2", "Москва", "ascii-key"]
-    database.owner.cursor().executemany("INSERT dbo.cyr (id, body) VALUES (CAST(? AS nvarchar(40)), ?)",
-                                        [(k, f"text of {k}") for k in keys])
+    make_cyrillic_keyed(database.owner, "dbo.cyr")
     assert embed_rows(database.owner, "dbo.cyr").rows_embedded == 4
     assert scalar(database.owner, "SELECT COUNT(*) FROM dbo.cyr WHERE embedding IS NULL") == 0
     again = embed_rows(database.owner, "dbo.cyr")
