@@ -38,8 +38,10 @@ WITH old AS (
            CASE WHEN CHARINDEX(N'>', s.source_table) > 0 THEN 1 ELSE 0 END AS chunked
     FROM sqlembed.embedding_state AS s
 ), one_vector AS (
-    -- Tables whose destination is certain: exactly one VECTOR column.
-    SELECT c.object_id, MAX(QUOTENAME(c.name)) AS vector_column
+    -- Tables whose destination is certain: exactly one VECTOR column. The catalog's names carry the
+    -- catalog collation, which differs from the database's in a contained database (and on Azure
+    -- SQL): relabelled, or the concatenation below is a collation conflict at compile time.
+    SELECT c.object_id, MAX(QUOTENAME(c.name)) COLLATE DATABASE_DEFAULT AS vector_column
     FROM sys.columns AS c
     WHERE TYPE_NAME(c.user_type_id) = N'vector'
     GROUP BY c.object_id

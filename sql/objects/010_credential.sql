@@ -13,7 +13,7 @@ GO
 IF N'$(SQLEMBED_VECTOR_TYPE)' = N'float16' AND CAST(SERVERPROPERTY('EngineEdition') AS int) NOT IN (5, 8, 12)
    AND ISNULL((SELECT TRY_CAST(value AS int) FROM sys.database_scoped_configurations
                WHERE name = N'PREVIEW_FEATURES'), 0) <> 1
-    THROW 50010, N'SQLEMBED_VECTOR_TYPE=float16 is a preview feature on SQL Server 2025: a database owner runs ALTER DATABASE SCOPED CONFIGURATION SET PREVIEW_FEATURES = ON; then deploys again (nothing of this deploy''s objects was changed).', 1;
+    THROW 50010, N'SQLEMBED_VECTOR_TYPE=float16 is a preview feature on SQL Server 2025: a database owner runs ALTER DATABASE SCOPED CONFIGURATION SET PREVIEW_FEATURES = ON; then deploys again (no object was created or altered; migrations already applied stay).', 1;
 GO
 DECLARE @name nvarchar(4000) = N'$(SQLEMBED_CREDENTIAL)';
 DECLARE @key  nvarchar(4000) = N'$(SQLEMBED_API_KEY)';

@@ -70,7 +70,9 @@ BEGIN
     SET @error = NULL;
     -- Only the service's own routes, appended to the deploy-time base URL: no '@' (user info would
     -- change the host), no '.' or '%' (no dot segments, no escapes), no query string, no scheme.
-    IF @path IS NULL OR @path NOT LIKE N'/%' OR @path LIKE N'%[^A-Za-z0-9/_-]%' OR @path LIKE N'%//%'
+    -- BIN2: under a dictionary collation the range A-Z also admits accented letters.
+    IF @path IS NULL OR @path NOT LIKE N'/%' OR @path COLLATE Latin1_General_BIN2 LIKE N'%[^A-Za-z0-9/_-]%'
+       OR @path LIKE N'%//%'
        OR @method IS NULL OR @method NOT IN (N'GET', N'POST', N'DELETE')
     BEGIN
         SET @error = JSON_OBJECT('source': 'sqlembed.invoke', 'code': 400, 'message': 'invalid path or method');

@@ -276,6 +276,9 @@ BEGIN
             EXEC sys.sp_executesql @fetch;
             -- Rows deleted or emptied since the scan (or whose key no longer matches back) are
             -- counted as skipped and reported once at the end, never silently dropped.
+            -- Out of the pending list too: a batch sent again in halves (413) must not count them twice.
+            DELETE p FROM #sqlembed_pending AS p
+            WHERE EXISTS (SELECT 1 FROM #sqlembed_batch AS b WHERE b.seq = p.seq AND (b.txt IS NULL OR DATALENGTH(b.txt) = 0));
             DELETE FROM #sqlembed_batch WHERE txt IS NULL OR DATALENGTH(txt) = 0;
             SET @vanished += @@ROWCOUNT;
 

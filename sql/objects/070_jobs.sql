@@ -112,7 +112,7 @@ BEGIN
         SELECT @problem = CONCAT(N'you need INSERT and ', @second, N' on ', @qwrites), @code = 403;
     ELSE IF @writes IS NOT NULL AND @writes_id IS NULL
             AND (ISNULL(HAS_PERMS_BY_NAME(DB_NAME(), N'DATABASE', N'CREATE TABLE'), 0) = 0
-                 OR ISNULL(HAS_PERMS_BY_NAME(QUOTENAME(@writes_schema), N'SCHEMA', N'ALTER'), 0) = 0)
+                 OR ISNULL(HAS_PERMS_BY_NAME(@writes_schema, N'SCHEMA', N'ALTER'), 0) = 0)
         SELECT @problem = CONCAT(N'you need CREATE TABLE and ALTER on schema ', QUOTENAME(@writes_schema),
                                  N' to let the job create ', @writes), @code = 403;
     IF @problem IS NOT NULL
@@ -175,7 +175,7 @@ BEGIN
     SET @response = NULL;
     SET @error = NULL;
     DECLARE @rc int, @path nvarchar(200) = N'/v1/jobs/' + @job_id;
-    IF @job_id IS NULL OR @job_id LIKE N'%[^0-9A-Za-z_-]%'
+    IF @job_id IS NULL OR @job_id COLLATE Latin1_General_BIN2 LIKE N'%[^0-9A-Za-z_-]%'
     BEGIN
         SET @error = JSON_OBJECT('source': 'sqlembed.job_request', 'code': 400, 'message': 'invalid @job_id');
         RETURN 400;

@@ -69,6 +69,17 @@ def test_the_role_holds_no_outbound_right_and_reads_no_sqlembed_table(database: 
         assert rc == 0
 
 
+def test_ai_generate_embeddings_for_a_member_with_execute_on_the_model_only(app_user: AppUser) -> None:
+    """Learn's CREATE EXTERNAL MODEL page documents one right for the caller, EXECUTE on the model,
+    and that is all the role holds (the model carries the credential). If this fails, the server
+    wants more than documented: sql/README.md's permission model says what the opt-in is."""
+    with app_user.connect() as conn:
+        ai = scalar(conn, "SELECT CAST(AI_GENERATE_EMBEDDINGS(N'x' USE MODEL sqlembed) AS nvarchar(max))")
+        assert len(json.loads(ai)) == 384
+        step = next(r for r in conn.execute("EXEC sqlembed.self_test").fetchall() if r.step == 6)
+        assert step.result == "ok", step.detail
+
+
 def test_invoke_accepts_only_the_services_own_paths(database: Deployment) -> None:
     for path in ("@evil.example/x", "/../x", "/x?y=1", "//evil.example", "/a.b"):
         rc = scalar(database.owner, "DECLARE @rc int, @r nvarchar(max), @e nvarchar(max); "

@@ -91,7 +91,8 @@ def test_deploy_is_idempotent(database: Deployment) -> None:
 def test_self_test_passes_for_an_app_user(app_user: AppUser) -> None:
     with app_user.connect() as conn:
         rows = conn.execute("EXEC sqlembed.self_test").fetchall()
-    failed = [(r.name, r.detail, r.fix) for r in rows if r.result != "ok"]
+    # Step 6 (AI_GENERATE_EMBEDDINGS as the member) has its own test: test_least_privilege.py.
+    failed = [(r.name, r.detail, r.fix) for r in rows if r.result != "ok" and r.step != 6]
     assert not failed, failed
 
 
@@ -127,8 +128,6 @@ def test_app_user_runs_every_procedure(database: Deployment, app_user: AppUser, 
             texts[9],
         ).fetchall()
         assert hits[0].id == 10
-        ai = scalar(conn, "SELECT CAST(AI_GENERATE_EMBEDDINGS(N'x' USE MODEL sqlembed) AS nvarchar(max))")
-        assert len(json.loads(ai)) == 384
         # No CONTROL: the credential catalog is empty for this user, and calls still carry the key.
         assert scalar(conn, "SELECT COUNT(*) FROM sys.database_scoped_credentials") == 0
     got = stored(database.owner, "dbo.user_docs")
