@@ -77,15 +77,11 @@ class TableInfo:
     def destination(self) -> str:
         """Where the vectors are written, ``[schema].[table].[vector column]``: the source table (vectors in
         place), the target table or the chunk table. Part of every state row's key, so one table embedded
-        into two places (two vector columns, a column and a target table) keeps one state per place."""
+        into two places (two vector columns, a column and a target table) keeps one state per place, and
+        what a sync version is kept for."""
         where = self.chunk_name or self.target_name or self.name
         schema = self.chunk_schema if self.chunk_name else self.target_schema if self.target_name else self.schema
         return f"[{schema or ''}].[{where}].[{self.vector}]"
-
-    @property
-    def sync_target(self) -> str:
-        """What a sync version is kept for: the table's vectors, wherever they are written."""
-        return self.destination
 
 
 class BulkTarget(Protocol):

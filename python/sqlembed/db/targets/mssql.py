@@ -390,7 +390,7 @@ class MssqlTarget(SqlTarget):
             row = conn.execute(sql_text(
                 f"SELECT last_version, variant FROM {SYNC} WHERE sync_key = HASHBYTES('SHA2_256', "
                 "CAST(:s AS nvarchar(600)) + NCHAR(0) + CAST(:t AS nvarchar(600)))"),
-                               {"s": info.state_source, "t": info.sync_target}).fetchone()
+                               {"s": info.state_source, "t": info.destination}).fetchone()
         return int(row[0]) if row is not None and row[1] == eid.variant else None
 
     def save_sync_version(self, info: TableInfo, eid: EmbeddingId, version: int) -> None:
@@ -405,7 +405,7 @@ class MssqlTarget(SqlTarget):
                     "WHEN MATCHED THEN UPDATE SET last_version = :v, variant = :var, updated_at = SYSUTCDATETIME() "
                     "WHEN NOT MATCHED THEN INSERT (source_table, target, variant, last_version) "
                     "VALUES (x.source_table, x.target, :var, :v);"),
-                    {"s": info.state_source, "t": info.sync_target, "v": version, "var": eid.variant})
+                    {"s": info.state_source, "t": info.destination, "v": version, "var": eid.variant})
 
         self.retrying("recording the sync version", save)
 

@@ -226,38 +226,42 @@ class SqliteTarget(SqlTarget):
                      "DO UPDATE SET content_hash = excluded.content_hash, model_id = excluded.model_id, "
                      "variant = excluded.variant, embedded_at = CURRENT_TIMESTAMP")
 
+    def _present(self, cur: Any, info: TableInfo, rows: Sequence[WriteRow] | Sequence[ChunkRow]) -> list[Any]:
+        """The rows whose key is still in the source table, in one query inside the write's transaction:
+        a row deleted since it was read gets no vector, no target or chunk row, and no state."""
+        import orjson
+
+        sql = (f"SELECT t.{self.quote(info.key)} FROM {self._from(info)} "
+               f"WHERE t.{self.quote(info.key)} IN (SELECT value FROM json_each(?))")
+        keys = {r[0] for r in cur.execute(sql, (orjson.dumps([r.key for r in rows], default=str).decode(),))}
+        return [r for r in rows if r.key in keys]
+
     def _write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int:
-        """Each row's vector, then the state of exactly the rows written: a row deleted since it was
-        read matches nothing (in place) or is not copied to the target table, and gets no state."""
+        """Each present row's vector, then the state of exactly those rows."""
         q = self.quote
         k, v = q(info.key), q(info.vector)
-        source = self.qualified(info.schema, info.name)
-        if info.target_name:
-            target = self.qualified(info.target_schema, info.target_name)
-            sql = (f"INSERT INTO {target} ({k}, {v}) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM {source} "
-                   f"WHERE {k} = ?) ON CONFLICT({k}) DO UPDATE SET {v} = excluded.{v}")
-        else:
-            sql = f"UPDATE {source} SET {v} = ? WHERE {k} = ?"
-        written = []
         with self.engine.begin() as conn:
             cur = conn.connection.driver_connection.cursor()
-            for r in rows:
-                vec = vector_json(r.vector, eid.vector_type)
-                cur.execute(sql, (r.key, vec, r.key) if info.target_name else (vec, r.key))
-                if cur.rowcount > 0:
-                    written.append(r)
-            cur.executemany(self._UPSERT_STATE, self._state_rows(info, written, eid))
-        return len(written)
+            present = self._present(cur, info, rows)
+            values = [(r.key, vector_json(r.vector, eid.vector_type)) for r in present]
+            if info.target_name:
+                target = self.qualified(info.target_schema, info.target_name)
+                cur.executemany(f"INSERT INTO {target} ({k}, {v}) VALUES (?, ?) "
+                                f"ON CONFLICT({k}) DO UPDATE SET {v} = excluded.{v}", values)
+            else:
+                cur.executemany(f"UPDATE {self.qualified(info.schema, info.name)} SET {v} = ? "
+                                f"WHERE {k} = ?", [(vec, key) for key, vec in values])
+            cur.executemany(self._UPSERT_STATE, self._state_rows(info, present, eid))
+        return len(present)
 
     def _write_chunks(self, info: TableInfo, rows: Sequence[ChunkRow], eid: EmbeddingId) -> int:
         k, v = self.quote(info.key), self.quote(info.vector)
         chunks = self.qualified(info.chunk_schema, info.chunk_name or "")
-        exists = f"SELECT 1 FROM {self.qualified(info.schema, info.name)} WHERE {k} = ? LIMIT 1"
         with self.engine.begin() as conn:
             cur = conn.connection.driver_connection.cursor()
             cur.executemany(f"DELETE FROM {chunks} WHERE {k} = ?", [(r.key,) for r in rows])
             # A parent deleted since it was read loses its old chunks and gets no new ones, nor state.
-            present = [r for r in rows if cur.execute(exists, (r.key,)).fetchone() is not None]
+            present = self._present(cur, info, rows)
             cur.executemany(
                 f"INSERT INTO {chunks} ({k}, chunk_no, chunk_offset, chunk_length, {v}) VALUES (?, ?, ?, ?, ?)",
                 [(r.key, c.no + 1, c.offset + 1, c.length, vector_json(c.vector, eid.vector_type))
@@ -321,7 +325,7 @@ class SqliteTarget(SqlTarget):
     def sync_version(self, info: TableInfo, eid: EmbeddingId) -> int | None:
         with self.engine.connect() as conn:
             row = conn.exec_driver_sql(f"SELECT version, variant FROM {SYNC} WHERE source_table = ? AND target = ?",
-                                       (info.name, info.sync_target)).fetchone()
+                                       (info.name, info.destination)).fetchone()
         return int(row[0]) if row is not None and row[1] == eid.variant else None
 
     def save_sync_version(self, info: TableInfo, eid: EmbeddingId, version: int) -> None:
@@ -330,7 +334,7 @@ class SqliteTarget(SqlTarget):
                 conn.exec_driver_sql(
                     f"INSERT INTO {SYNC} (source_table, target, variant, version) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT(source_table, target) DO UPDATE SET variant = excluded.variant, "
-                    "version = excluded.version", (info.name, info.sync_target, eid.variant, version))
+                    "version = excluded.version", (info.name, info.destination, eid.variant, version))
                 # Queue entries every target of this table has synced past are no longer needed.
                 conn.exec_driver_sql(f"DELETE FROM {CHANGES} WHERE source_table = ? AND version <= "
                                      f"(SELECT MIN(version) FROM {SYNC} WHERE source_table = ?)",
