@@ -40,8 +40,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     by an older recipe (e.g. dynamic int8) is rebuilt.
     """
     from sqlembed.engine.build import build_model, is_current
+    from sqlembed.engine.config import model_id
     from sqlembed.engine.cpu import read_cpu_caps
-    from sqlembed.engine.store import ModelStore, model_id
+    from sqlembed.engine.store import ModelStore
 
     root = Path(os.environ.get("SQLEMBED_TEST_MODEL_DIR") or tmp_path_factory.mktemp("models"))
     store = ModelStore(root)

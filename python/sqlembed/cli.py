@@ -12,11 +12,13 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from sqlembed import __version__
+from sqlembed.db.targets.spec import SyncMode
+from sqlembed.engine.config import DEFAULT_MODEL, BackendName, PlacementMode, Precision
 from sqlembed.errors import SqlembedError
-from sqlembed.settings import DEFAULT_MODEL, Settings
+from sqlembed.settings import Settings
 
 log = logging.getLogger("sqlembed")
 
@@ -28,75 +30,20 @@ def _settings(args: argparse.Namespace, **fields: Any) -> Settings:
     return Settings(**overrides)
 
 
-def _ensure_model(settings: Settings) -> None:
-    from sqlembed.engine.store import ModelStore
-
-    store = ModelStore(settings.model_dir)
-    mid = settings.served_model_id()
-    if store.path(mid).exists():
-        # Built, or there but unreadable: the opener reports the latter (with --force); it is
-        # never silently rebuilt over, it may be a model someone is copying in.
-        return
-    if not (settings.build_on_start and settings.model == DEFAULT_MODEL):
-        return  # _open_backend says what is missing and how to build it
-    from sqlembed.engine.build import build_model
-
-    log.info("default model %s not found in %s: building it now (first start, about a minute)",
-             mid, settings.model_dir)
-    build_model(store, precision=settings.precision)
-    log.info("built %s", mid)
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args, host=args.host, port=args.port, model=args.model, precision=args.precision,
                          tls_cert=args.tls_cert, tls_key=args.tls_key, backend=args.backend,
                          placement=args.placement, spark_master=args.spark_master, workers=args.workers)
-    if (settings.tls_cert is None) != (settings.tls_key is None):
-        raise SqlembedError("--tls-cert and --tls-key go together")
-    _ensure_model(settings)
     if settings.workers > 1:
-        # Before anything imports the service (and prometheus-client with it): fronts/host.py
-        # sets up the shared metrics directory first.
-        from sqlembed.engine.config import EngineSettings
-        from sqlembed.engine.opener import open_embedder
-        from sqlembed.fronts import serve_with_fronts
+        # Before anything imports the service (and prometheus-client with it): run/host.py sets
+        # up the shared metrics directory first.
+        from sqlembed.run.host import serve_with_fronts
 
-        log.info("sqlembed %s on %s:%d with %d front processes", __version__, settings.host, settings.port,
-                 settings.workers)
-        serve_with_fronts(settings, open_embedder(EngineSettings.from_settings(settings)))
-        return 0
-    from aiohttp import web
+        serve_with_fronts(settings)
+    else:
+        from sqlembed.run.service import serve
 
-    from sqlembed.api.accesslog import AccessLogger
-    from sqlembed.api.app import create_app
-
-    ssl_ctx = None
-    if settings.tls_cert is not None and settings.tls_key is not None:
-        from sqlembed.tls import server_context
-
-        ssl_ctx = server_context(settings.tls_cert, settings.tls_key)
-    scheme = "https" if ssl_ctx else "http"
-    keyless = not settings.api_key_list() and settings.api_keys_file is None
-    if keyless and settings.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("serving on %s without API keys: set SQLEMBED_API_KEYS", settings.host)
-    log.info("sqlembed %s on %s://%s:%d", __version__, scheme, settings.host, settings.port)
-    from sqlembed.engine.config import EngineSettings
-    from sqlembed.engine.opener import open_embedder
-
-    # Opened before the port opens: a missing or corrupt model is one clear line and exit code 2.
-    app = create_app(settings, backend=open_embedder(EngineSettings.from_settings(settings)))
-    if settings.api_keys_file is not None:
-        from sqlembed.api.app import KEYS
-
-        async def on_sighup(app: web.Application) -> None:
-            import asyncio
-            import signal
-
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, app[KEYS].reload)
-
-        app.on_startup.append(on_sighup)
-    web.run_app(app, host=settings.host, port=settings.port, ssl_context=ssl_ctx,
-                access_log_class=AccessLogger, print=None)
+        serve(settings)
     return 0
 
 
@@ -173,7 +120,8 @@ def _db_values(args: argparse.Namespace, *, api_key: str | None) -> dict[str, st
 def cmd_db_render(args: argparse.Namespace) -> int:
     from sqlembed.db.sqlfiles import load, render
 
-    script = render(load(), _db_values(args, api_key=None), __version__)
+    settings = _settings(args)
+    script = render(load(settings.sql_dir), _db_values(args, api_key=None), __version__)
     if args.out == "-":
         sys.stdout.write(script)
     else:
@@ -185,7 +133,8 @@ def cmd_db_render(args: argparse.Namespace) -> int:
 def _connect(args: argparse.Namespace) -> Any:
     from sqlembed.db.connect import connect
 
-    dsn = args.dsn or os.environ.get("SQLEMBED_DSN")
+    settings = _settings(args)
+    dsn = args.dsn or settings.dsn.get_secret_value()
     if not dsn:
         raise SqlembedError("give --dsn or set SQLEMBED_DSN (an ODBC connection string or mssql+pyodbc:// URL)")
     token = os.environ.get(args.access_token_env) if args.access_token_env else None
@@ -202,7 +151,8 @@ def cmd_db_deploy(args: argparse.Namespace) -> int:
     if args.prompt_api_key:
         key = getpass.getpass("sqlembed service API key (empty: none): ")
     values = _db_values(args, api_key=key)
-    files = load()
+    settings = _settings(args)
+    files = load(settings.sql_dir)
     conn = _connect(args)
     report = deploy(conn, files, values, version=__version__,
                     on_batch=lambda name: log.debug("ran a batch of %s", name))
@@ -218,64 +168,15 @@ def cmd_db_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_line(p: Any, started: float) -> str:
-    import time
-
-    elapsed = time.monotonic() - started
-    share = min(1.0, p.rows_read / p.rows_total) if p.rows_total else 0.0
-    width = 30
-    bar = "#" * int(share * width) + "-" * (width - int(share * width))
-    eta = f"{elapsed / share - elapsed:5.0f}s" if 0 < share < 1 else "  -  "
-    rows = f"{p.rows_done:,} rows, {p.rows_per_s:,.0f} rows/s" if p.rows_done else "embedding..."
-    return f"\r[{bar}] {p.rows_read:,}/{p.rows_total:,} rows checked  {rows}  ETA {eta}  {elapsed:5.0f}s"
-
-
 def cmd_embed_table(args: argparse.Namespace) -> int:
-    import time
-
     from sqlembed.db.targets import TableSpec
-    from sqlembed.spark.job import bulk_job, run
-    from sqlembed.spark.session import build_session, spark_conf
+    from sqlembed.run.bulk import embed_table
 
-    settings = _settings(args)
     spec = TableSpec(args.db, args.table, args.key, args.text, args.vector, args.where, args.target_table,
                      chunk_table=args.chunk_table, chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap)
-    spec.validate_shape()  # before anything is built or started
-    _ensure_model(settings)
-    from sqlembed.engine.store import ModelStore
-
-    ModelStore(settings.model_dir).get(settings.served_model_id())  # a clear error if it is not built
-    sync = args.sync or ("auto" if not args.watch else "changes")
-    job = bulk_job(spec, settings, dimensions=args.dimensions, batch_rows=args.batch_rows, sync=sync)
-    spark = build_session(spark_conf(args.spark or settings.spark_master, gpu=settings.spark_gpu,
-                                     task_gpu_amount=settings.spark_task_gpu_amount))
-    tty = sys.stderr.isatty()
-    interval = args.interval or settings.sync_interval_s
-    try:
-        while True:
-            started = time.monotonic()
-
-            def show(p: Any, started: float = started) -> None:
-                if tty:
-                    sys.stderr.write(_progress_line(p, started))
-                    sys.stderr.flush()
-
-            result = run(spark, job, on_progress=show)
-            if tty and result.rows_read:
-                sys.stderr.write("\n")
-            rate = result.rows_embedded / result.seconds if result.seconds else 0.0
-            print(f"{args.table}: {result.rows_embedded} rows embedded, {result.rows_failed} failed (NULL or empty "
-                  f"text), {result.rows_read} read, {result.rows_deleted} deleted, {result.dimensions} dimensions, "
-                  f"{result.seconds:.1f}s, {rate:.1f} rows/s, {result.mode}"
-                  + (f", GPUs {','.join(result.gpus)}" if result.gpus else ""), flush=True)
-            if not args.watch:
-                return 0
-            # A sync that takes longer than the interval starts the next one at once, never two at a time.
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        spark.stop()
+    return embed_table(_settings(args), spec, spark_master=args.spark, watch=args.watch, interval_s=args.interval,
+                       dimensions=args.dimensions, batch_rows=args.batch_rows,
+                       sync=args.sync or ("auto" if not args.watch else "changes"))
 
 
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
@@ -294,10 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--model", help=f"model name (default {DEFAULT_MODEL})")
-    s.add_argument("--precision", choices=["fp32", "bf16", "int8"])
-    s.add_argument("--backend", choices=["auto", "onnx-cpu", "openvino", "torch", "tensorrt"],
+    s.add_argument("--precision", choices=get_args(Precision))
+    s.add_argument("--backend", choices=get_args(BackendName),
                    help="inference backend (default $SQLEMBED_BACKEND or auto)")
-    s.add_argument("--placement", choices=["local", "spark", "auto"],
+    s.add_argument("--placement", choices=get_args(PlacementMode),
                    help="where online batches run: local engine, Spark executors, or executors when any "
                         "is up (default $SQLEMBED_PLACEMENT or local)")
     s.add_argument("--spark-master", help="Spark master URL for --placement spark|auto and bulk jobs")
@@ -310,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("model", help="build and list models").add_subparsers(dest="model_cmd", required=True)
     b = m.add_parser("build", help="export a sentence-transformers model (ONNX; OpenVINO IR for int8)")
     b.add_argument("--source", help="model directory or Hugging Face id (default: bundled all-MiniLM-L6-v2)")
-    b.add_argument("--precision", choices=["fp32", "bf16", "int8", "fp16"], default="fp32",
+    b.add_argument("--precision", choices=[*get_args(Precision), "fp16"], default="fp32",
                    help="fp32 (default, ONNX); bf16 (the fp32 graph run in bf16 by OpenVINO, CPUs with "
                         "avx512_bf16/AMX); int8 (calibrated static quantization, OpenVINO IR); fp16 with "
                         "--backend tensorrt")
@@ -346,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "vector), created where it does not exist")
     e.add_argument("--chunk-tokens", type=int, help="with --chunk-table: at most this many model tokens per chunk")
     e.add_argument("--chunk-overlap", type=int, default=0, help="tokens repeated between neighbouring chunks")
-    e.add_argument("--sync", choices=["auto", "hash", "changes"],
+    e.add_argument("--sync", choices=get_args(SyncMode),
                    help="how changed rows are found: auto (Change Tracking or the SQLite change queue where the "
                         "table has it, else a hash comparison in the database), hash, changes (required; on "
                         "SQLite the queue is created)")

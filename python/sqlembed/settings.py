@@ -13,10 +13,18 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Precision = Literal["fp32", "int8", "bf16"]
-VectorType = Literal["float32", "float16"]
+from sqlembed.db.targets.spec import VectorType
+from sqlembed.engine.config import (
+    DEFAULT_MODEL,
+    BackendName,
+    Direction,
+    EngineSettings,
+    PlacementMode,
+    Precision,
+    model_id,
+)
 
-DEFAULT_MODEL = "all-minilm-l6-v2"
+__all__ = ["DEFAULT_MODEL", "Precision", "Settings", "VectorType"]
 
 
 def _default_model_dir() -> Path:
@@ -69,7 +77,7 @@ class Settings(BaseSettings):
     )
     strict_model: bool = Field(False, description="404 for unknown model names (else served by the loaded model)")
     build_on_start: bool = Field(True, description="build the default model on first start when it is missing")
-    backend: Literal["auto", "onnx-cpu", "openvino", "torch", "tensorrt"] = Field(
+    backend: BackendName = Field(
         "auto",
         description="`auto` (TensorRT, else torch CUDA, else the CPU runtime for the precision), "
         "`onnx-cpu`, `openvino`, "
@@ -92,7 +100,7 @@ class Settings(BaseSettings):
         0.15, ge=0, le=1, description="largest share of an online batch's padded tokens that may be padding"
     )
     retry_after_s: int = Field(1, ge=1, description="`Retry-After` on 429 and 503")
-    truncation_direction: Literal["right", "left"] = Field(
+    truncation_direction: Direction = Field(
         "right",
         description="which end of an over-long text is cut: `right` keeps the start, `left` keeps the end "
         "(per request: "
@@ -147,6 +155,12 @@ class Settings(BaseSettings):
         "`float16`",
     )
     sync_interval_s: float = Field(60.0, gt=0, description="`embed-table --watch`: seconds between syncs")
+    dsn: SecretStr = Field(
+        SecretStr(""),
+        description="`sqlembed db deploy|status`: the database (ODBC connection string or mssql URL) when "
+        "`--dsn` is not given (secret)",
+    )
+    sql_dir: Path | None = Field(None, description="`sqlembed db`: T-SQL files to use instead of the packaged `sql/`")
 
     # --- scaling and online placement
     scale_max_workers: int = Field(
@@ -155,7 +169,7 @@ class Settings(BaseSettings):
     scale_idle_s: float = Field(
         300.0, ge=0, description="online traffic this recent keeps one GPU worker wanted (placement spark|auto)"
     )
-    placement: Literal["local", "spark", "auto"] = Field(
+    placement: PlacementMode = Field(
         "local",
         description="where online batches run: the local engine, Spark executors, or executors when any is connected",
     )
@@ -190,7 +204,14 @@ class Settings(BaseSettings):
 
     def served_model_id(self) -> str:
         """The model directory / id the service loads: name plus precision (engine.store.model_id)."""
-        return f"{self.model}-{self.precision}"
+        return model_id(self.model, self.precision)
+
+    def engine_settings(self) -> EngineSettings:
+        """What this process's engine is opened with (composition roots only)."""
+        return EngineSettings(model_dir=self.model_dir, model=self.model, precision=self.precision,
+                              backend=self.backend, threads=self.threads, spin=self.spin, device=self.cuda_device,
+                              max_batch_items=self.max_batch_items, max_batch_tokens=self.max_batch_tokens,
+                              build_on_start=self.build_on_start)
 
     def database_urls(self) -> dict[str, str]:
         import json

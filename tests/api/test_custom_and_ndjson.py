@@ -59,13 +59,13 @@ def test_custom_shape_round_trips(custom_server: ServerThread) -> None:
 
 
 def test_bad_custom_config_is_refused(base_settings: Settings) -> None:
-    from sqlembed.api.app import create_app
+    from sqlembed.run.service import service_app
 
     for bad in ([{"name": "x", "path": "/v1/embeddings", "texts": "$.t", "response": {}}],
                 [{"name": "x", "path": "/custom/x", "texts": "nope", "response": {}}],
                 [{"name": "x"}]):
         with pytest.raises(ValueError, match="SQLEMBED_CUSTOM_FORMATS"):
-            create_app(with_settings(base_settings, custom_formats=json.dumps(bad)))
+            service_app(with_settings(base_settings, custom_formats=json.dumps(bad)))
 
 
 def test_ndjson_streams_every_id_once(base_url: str) -> None:

@@ -19,7 +19,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from sqlembed.api import routes
-from sqlembed.api.openapi import build_spec
+from sqlembed.api.routes import build_spec
 from sqlembed.api.schemas.common import Limits, parse
 from sqlembed.errors import SqlembedError
 

@@ -36,7 +36,7 @@ class Served:
         self.proc, self.url = proc, url
 
     def fronts(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid), "-f", "sqlembed.fronts"], capture_output=True,
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid), "-f", "sqlembed.run.front"], capture_output=True,
                              text=True).stdout
         return sorted(int(p) for p in out.split())
 

@@ -14,8 +14,8 @@ import httpx
 from aiohttp import web
 
 from sqlembed.api.accesslog import AccessLogger
-from sqlembed.api.app import create_app
 from sqlembed.engine.backend import Backend
+from sqlembed.run.service import service_app
 from sqlembed.settings import Settings
 from tests.support import leaks
 
@@ -111,7 +111,7 @@ class ServerThread:
             leaks.register(key)
         for url in self.settings.database_urls().values():
             leaks.register_url(url)
-        self.app = create_app(self.settings, backend=self.backend, spark_factory=self.spark_factory)
+        self.app = service_app(self.settings, self.backend, spark_factory=self.spark_factory)
         self.app.middlewares.extend(self.middlewares)  # test-only observers, e.g. request capture
         self.app.middlewares.insert(0, _capture_errors)  # outermost: sees the formatted error bodies
         self.app.middlewares.insert(0, _conformance)

@@ -21,8 +21,15 @@ import pytest
 
 from sqlembed.engine.batcher import Batcher
 from sqlembed.engine.embedder import Embedder
-from sqlembed.errors import NotReady
-from sqlembed.spark.online.codec import ProtocolError, decode_batch, decode_result, encode_batch, encode_result
+from sqlembed.errors import NotReady, UnprocessableInput
+from sqlembed.spark.online.codec import (
+    ProtocolError,
+    decode_batch,
+    decode_result,
+    encode_batch,
+    encode_error,
+    encode_result,
+)
 from sqlembed.spark.online.executor import OnlineTaskConfig, serve_online
 from sqlembed.spark.online.placement import SparkPlacement
 from sqlembed.spark.session import SessionHolder
@@ -87,7 +94,11 @@ def test_frames_round_trip() -> None:
     assert secs == 0.25
     with pytest.raises(ProtocolError, match="does not match"):
         decode_result(encode_result(v, 0.1), 2)
-    with pytest.raises(ProtocolError, match="executor error: CUDA out of memory"):
+    with pytest.raises(ProtocolError, match="executor error: RuntimeError: CUDA out of memory"):
+        decode_result(encode_error(RuntimeError("CUDA out of memory")), 1)
+    with pytest.raises(ProtocolError, match="executor error: dimensions=9 is larger"):
+        decode_result(encode_error(UnprocessableInput("dimensions=9 is larger")), 1)
+    with pytest.raises(ProtocolError, match="unreadable"):
         decode_result(b"ECUDA out of memory", 1)
     for bad in (b"", b"B", b"B\x05\x00\x00\x00", encode_batch(batch)[:-4]):
         with pytest.raises(ProtocolError):

@@ -11,9 +11,9 @@ import numpy.typing as npt
 from aiohttp import web
 
 from sqlembed.api.state import Service
+from sqlembed.engine.config import Direction
 from sqlembed.engine.embedder import mean_of_chunks
 from sqlembed.engine.pooling import check_dimensions, truncate_dimensions
-from sqlembed.engine.tokenizer import Direction
 
 # Tokenizing a few texts inline is cheaper than a thread hop; big requests go to a thread so
 # the event loop keeps answering other clients.

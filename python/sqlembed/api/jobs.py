@@ -4,21 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from sqlembed.api.responses import json_response
 from sqlembed.api.schemas.common import parse, read_body
-from sqlembed.api.schemas.jobs import JobList, JobRequest, Scale
+from sqlembed.api.schemas.jobs import JobList, JobRecord, JobRequest, Scale
 from sqlembed.api.state import SERVICE
 from sqlembed.errors import NotReady
-from sqlembed.jobs.runner import JobRunner
 from sqlembed.settings import Settings
 
-JOBS = web.AppKey("jobs", JobRunner)
+
+class JobPort(Protocol):
+    """What the job routes need (sqlembed/run/service.py puts the job runner behind it)."""
+
+    def submit(self, fields: dict[str, Any]) -> JobRecord:
+        """Validate, check the table in its database, record and queue. Blocking."""
+
+    def get(self, job_id: str) -> JobRecord: ...
+
+    def list(self) -> list[JobRecord]: ...
+
+    def cancel(self, job_id: str) -> JobRecord: ...
+
+    def backlog(self) -> int:
+        """Jobs queued or running."""
 
 
-def _runner(request: web.Request) -> JobRunner:
+JOBS = web.AppKey("jobs", JobPort)
+
+
+def _runner(request: web.Request) -> JobPort:
     runner = request.app.get(JOBS)
     if runner is None:
         raise NotReady("the job runner is not available")
@@ -31,20 +48,20 @@ async def submit(request: web.Request) -> web.Response:
     fields = req.model_dump(exclude_none=True, exclude=set(req.model_extra or ()))
     # Submission checks the table in its database (a round trip): off the event loop.
     job = await asyncio.to_thread(_runner(request).submit, fields)
-    return json_response(job.public(), status=202)
+    return json_response(job, status=202)
 
 
 async def get(request: web.Request) -> web.Response:
-    return json_response(_runner(request).store.get(request.match_info["job_id"]).public())
+    return json_response(_runner(request).get(request.match_info["job_id"]))
 
 
 async def list_jobs(request: web.Request) -> web.Response:
-    body: JobList = {"jobs": [j.public() for j in _runner(request).store.list()]}
+    body: JobList = {"jobs": _runner(request).list()}
     return json_response(body)
 
 
 async def cancel(request: web.Request) -> web.Response:
-    return json_response(_runner(request).cancel(request.match_info["job_id"]).public())
+    return json_response(_runner(request).cancel(request.match_info["job_id"]))
 
 
 def workers_wanted(settings: Settings, backlog_jobs: int, last_request: float, queued_texts: int,
@@ -67,7 +84,7 @@ def workers_wanted(settings: Settings, backlog_jobs: int, last_request: float, q
 async def scale(request: web.Request) -> web.Response:
     """Scale signal for the GPU workers (a KEDA metrics-api rule reads workers_wanted; docs/deploy.md)."""
     svc = request.app[SERVICE]
-    backlog = sum(1 for j in _runner(request).store.list(limit=1000) if j.state in ("queued", "running"))
+    backlog = _runner(request).backlog()
     batcher = svc.batcher
     last = batcher.last_request if batcher is not None else 0.0
     queued = batcher.queued_texts if batcher is not None else 0

@@ -1,18 +1,19 @@
 """Prometheus metrics, one registry per app so several apps can live in one process (tests).
 
-Under ``serve --workers N`` (PROMETHEUS_MULTIPROC_DIR set by fronts/host.py before this is
+Under ``serve --workers N`` (PROMETHEUS_MULTIPROC_DIR set by run/host.py before this is
 imported) every process writes its values to the shared directory and ``render`` adds them up:
 counters and histograms summed over the processes, gauges as the live processes' sum.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 
-_MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+# prometheus-client chose its value store when it was imported (PROMETHEUS_MULTIPROC_DIR, set by
+# run/host.py before that): ask it, rather than reading the environment a second time.
+_MULTIPROCESS = values.ValueClass is not values.MutexValue
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)

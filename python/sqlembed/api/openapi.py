@@ -7,6 +7,7 @@ file; limits that are settings (``max_inputs``) carry the values this server run
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -58,14 +59,15 @@ def _parameters(path: str) -> list[dict[str, Any]]:
     return params
 
 
-def build_spec(limits: Limits | None = None, extra_paths: tuple[str, ...] = ()) -> dict[str, Any]:
-    from sqlembed.api.routes import ROUTES
+def spec_for(routes: Sequence[Any], limits: Limits | None = None, extra_paths: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The document for ``routes`` (api/routes.ROUTES; passed in: the route table names this
+    module's handler, so this module cannot import it back)."""
 
     spec = _Spec(limits or Limits())
     error_refs = {"ollama": spec.schema(OllamaError, "serialization"),
                   "openai": spec.schema(OpenAIError, "serialization")}
     paths: dict[str, dict[str, Any]] = {}
-    for r in ROUTES:
+    for r in routes:
         op: dict[str, Any] = {"summary": r.summary, "operationId": f"{r.method.lower()}_{r.handler.__module__}"
                               f".{r.handler.__name__}_{re.sub(r'[^a-z0-9]+', '_', r.path.lower()).strip('_')}"}
         if r.description:

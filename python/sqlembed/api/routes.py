@@ -1,7 +1,7 @@
 """The route table: every route with what the OpenAPI document says about it.
 
-``app.create_app`` registers exactly these routes and ``openapi.build_spec`` describes exactly
-these, from the same request models and response shapes the handlers use.
+``app.create_app`` registers exactly these routes and ``build_spec`` describes exactly these,
+from the same request models and response shapes the handlers use.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlembed.api.schemas import ollama as ollama_s
 from sqlembed.api.schemas import openai as openai_s
 from sqlembed.api.schemas import service as service_s
 from sqlembed.api.schemas import sqlserver as sqlserver_s
+from sqlembed.api.schemas.common import Limits
 
 EMBED_ERRORS = (400, 401, 404, 413, 415, 422, 429, 503)
 
@@ -83,3 +84,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/metrics", health.metrics, "Prometheus metrics", "ollama", content_type="text/plain"),
     Route("GET", "/openapi.json", openapi.openapi, "this document", "ollama", response=dict[str, Any]),
 )
+
+
+def build_spec(limits: Limits | None = None, extra_paths: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The OpenAPI document of this route table (``GET /openapi.json``)."""
+    return openapi.spec_for(ROUTES, limits, extra_paths)

@@ -87,15 +87,15 @@ def serve_service(port: int, model_dir: Path, ns_per_token: float, workers: int)
                               "workers": workers, "max_queue_texts": 100_000, "log_level": "WARNING"}
     settings = Settings(**fields)
     if workers > 1:
-        from sqlembed.fronts import serve_with_fronts
+        from sqlembed.run.host import serve_with_fronts
 
         serve_with_fronts(settings, instant_embedder(model_dir, ns_per_token))
         return
     from aiohttp import web
 
-    from sqlembed.api.app import create_app
+    from sqlembed.run.service import service_app
 
-    app = create_app(settings, backend=instant_embedder(model_dir, ns_per_token))
+    app = service_app(settings, instant_embedder(model_dir, ns_per_token))
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 

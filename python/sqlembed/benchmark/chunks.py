@@ -50,7 +50,7 @@ def bench_sync(args: argparse.Namespace) -> None:
     from sqlembed.db.targets.sqlite import STATE
     from sqlembed.engine.config import EngineSettings
     from sqlembed.engine.opener import open_embedder
-    from sqlembed.spark.job import BulkJob, plan
+    from sqlembed.spark.job import BulkJob, decide, plan
 
     model_dir, manifest = _model(args.model_dir)
     es = EngineSettings(model_dir, manifest.name, manifest.precision, threads=1)
@@ -63,15 +63,16 @@ def bench_sync(args: argparse.Namespace) -> None:
     job = BulkJob(spec, es, batch_rows=256, sync="changes")
     # Every row current: its vector and state written as a finished job would have (random unit
     # vectors; what the re-sync costs does not depend on them).
-    p = plan(job, 1)
     target = open_target(spec)
-    target.enable_tracking(p.info)
+    p = plan(job, 1, target, decide(job, target))
+    info, eid = p.decision.info, p.decision.eid
+    target.enable_tracking(info)
     rng = np.random.default_rng(0)
     for i in range(0, len(texts), 5000):
         vecs = rng.standard_normal((min(5000, len(texts) - i), manifest.dimensions)).astype(np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-        target.write(p.info, [WriteRow(i + j + 1, content_hash(texts[i + j]), v) for j, v in enumerate(vecs)], p.eid)
-    target.save_sync_version(p.info, p.eid, target.current_version(p.info))
+        target.write(info, [WriteRow(i + j + 1, content_hash(texts[i + j]), v) for j, v in enumerate(vecs)], eid)
+    target.save_sync_version(info, eid, target.current_version(info))
     target.close()
     changed = rng.choice(np.arange(1, args.rows + 1), size=args.changed, replace=False)
     conn = sqlite3.connect(db)

@@ -121,7 +121,8 @@ def build_dynamic_int8(model_dir: Path, out_root: Path) -> Path:
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from sqlembed.engine.store import ModelStore, model_id
+    from sqlembed.engine.config import model_id
+    from sqlembed.engine.store import ModelStore
 
     src = ModelStore(model_dir)
     fp32 = src.get(model_id(MODEL, "fp32"))

@@ -34,14 +34,17 @@ def run_in_process(job: Any, emb: Any, slices: int = 4) -> tuple[Any, Counted, f
     """The driver's plan and every task's pipeline, in this process (no Spark scheduling: the
     database work is what is measured)."""
     from sqlembed.db.targets import open_target
-    from sqlembed.spark.job import apply_deletes, plan, record_version
+    from sqlembed.spark.job import decide, plan
     from sqlembed.spark.partition import PartitionConfig, run_slice
 
     t0 = time.perf_counter()
-    p = plan(job, slices)
-    apply_deletes(job, p)
-    cfg = PartitionConfig(spec=job.spec, info=p.info, engine=job.engine, eid=p.eid, batch_rows=job.batch_rows)
     target = open_target(job.spec)
+    p = plan(job, slices, target, decide(job, target))
+    d = p.decision
+    if p.deletes:
+        target.delete_rows(d.info, p.deletes)
+    cfg = PartitionConfig(spec=job.spec, info=d.info, engine=job.engine, manifest=d.manifest, eid=d.eid,
+                          batch_rows=job.batch_rows)
     seen = Counted()
     pages, for_keys = target.pending_pages, target.pending_for_keys
 
@@ -69,6 +72,7 @@ def run_in_process(job: Any, emb: Any, slices: int = 4) -> tuple[Any, Counted, f
     embedded = 0
     for lo, hi, keys in p.work:
         embedded += run_slice(target, Timed(), cfg, lo, hi, lambda *_: None, json.loads(keys) if keys else None)[1]
+    if p.version is not None:
+        target.save_sync_version(d.info, d.eid, p.version)
     target.close()
-    record_version(job, p)
     return p, seen, time.perf_counter() - t0

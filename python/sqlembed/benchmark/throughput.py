@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     precisions = [x for x in args.precision.split(",") if x]
     model_dir = Path(args.model_dir or tempfile.mkdtemp(prefix="sqlembed-bench-"))
     from sqlembed.engine.build import build_model
-    from sqlembed.engine.store import ModelStore, model_id
+    from sqlembed.engine.config import model_id
+    from sqlembed.engine.store import ModelStore
     from sqlembed.engine.tokenizer import Tokenizer
 
     store = ModelStore(model_dir)

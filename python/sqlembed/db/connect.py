@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from sqlembed.errors import BackendUnavailable, DatabaseUnavailable, InvalidInput
+from sqlembed.errors import BackendUnavailable, DatabaseUnavailable, InvalidInput, summary
 
 # msodbcsql's pre-connect attribute for an access token (SQL_COPT_SS_ACCESS_TOKEN).
 SQL_COPT_SS_ACCESS_TOKEN = 1256
@@ -109,17 +109,9 @@ def _server(dsn: str) -> str:
         return "?"
 
 
-def _scrub(text: str, secrets: list[str]) -> str:
-    for s in secrets:
-        if s:
-            text = text.replace(s, "<secret>")
-    return text
-
-
 def _failure(exc: BaseException, dsn: str, secrets: list[str]) -> DatabaseUnavailable:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    return DatabaseUnavailable(f"cannot connect to SQL Server at {_server(dsn)}: {type(exc).__name__}: "
-                               f"{_scrub(first, secrets)}")
+    return DatabaseUnavailable(f"cannot connect to SQL Server at {_server(dsn)}: "
+                               f"{summary(exc, secrets=tuple(secrets))}")
 
 
 def sqlalchemy_url(dsn: str) -> tuple[str, dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -50,9 +49,7 @@ class SqlFile:
 
 
 def sql_root() -> Path:
-    override = os.environ.get("SQLEMBED_SQL_DIR")
-    if override:
-        return Path(override)
+    """The packaged T-SQL (SQLEMBED_SQL_DIR, a setting, replaces it: ``load(settings.sql_dir)``)."""
     return Path(str(resources.files("sqlembed.db") / "sql"))
 
 

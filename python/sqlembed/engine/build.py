@@ -20,9 +20,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from sqlembed.engine.config import model_id
 from sqlembed.engine.cpu import CpuCaps, bf16_refusal, read_cpu_caps
 from sqlembed.engine.st_config import SentenceTransformerConfig, read_config, source_hash
-from sqlembed.engine.store import Manifest, ModelStore, model_id
+from sqlembed.engine.store import Manifest, ModelStore
 from sqlembed.errors import ModelBuildError
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal
 
-if TYPE_CHECKING:
-    from sqlembed.settings import Settings
+
+def model_id(name: str, precision: str) -> str:
+    """A model's folder and id: name plus precision, so precisions never share a vector column."""
+    return f"{name}-{precision}"
+
+# The values every process, the settings and the CLI share (the CLI's choices come from these).
+DEFAULT_MODEL = "all-minilm-l6-v2"
+BackendName = Literal["auto", "onnx-cpu", "openvino", "torch", "tensorrt"]
+Precision = Literal["fp32", "int8", "bf16"]
+"""What a served model runs in; fp16 exists only inside TensorRT engines (``model build --backend tensorrt``)."""
+PlacementMode = Literal["local", "spark", "auto"]
+Direction = Literal["right", "left"]
+"""Which end of a text too long for the model is cut."""
 
 @dataclass(frozen=True)
 class EngineSettings:
@@ -34,7 +45,7 @@ class EngineSettings:
     @property
     def model_id(self) -> str:
         """The model directory / id: name plus precision, so precisions never share a column."""
-        return f"{self.model}-{self.precision}"
+        return model_id(self.model, self.precision)
 
     @property
     def model_path(self) -> Path:
@@ -48,9 +59,3 @@ class EngineSettings:
 
     def with_threads(self, threads: int) -> EngineSettings:
         return replace(self, threads=threads)
-
-    @classmethod
-    def from_settings(cls, s: Settings) -> EngineSettings:
-        return cls(model_dir=s.model_dir, model=s.model, precision=s.precision, backend=s.backend,
-                   threads=s.threads, spin=s.spin, device=s.cuda_device, max_batch_items=s.max_batch_items,
-                   max_batch_tokens=s.max_batch_tokens, build_on_start=s.build_on_start)

@@ -8,10 +8,11 @@ import numpy as np
 import numpy.typing as npt
 
 from sqlembed.engine.backend import Backend, length_multiple
+from sqlembed.engine.config import Direction
 from sqlembed.engine.planner import plan_batches
 from sqlembed.engine.pooling import l2_normalize, pool
 from sqlembed.engine.store import Manifest
-from sqlembed.engine.tokenizer import Direction, Encoded, TokenIds, Tokenizer
+from sqlembed.engine.tokenizer import Encoded, TokenIds, Tokenizer
 
 F32 = npt.NDArray[np.float32]
 

@@ -7,12 +7,11 @@ that rebuilds it, never a traceback (the service checks this before it opens its
 from __future__ import annotations
 
 from sqlembed.engine.backend import Backend
-from sqlembed.engine.config import EngineSettings
+from sqlembed.engine.config import DEFAULT_MODEL, EngineSettings
 from sqlembed.engine.embedder import Embedder
 from sqlembed.engine.store import Manifest, ModelStore
 from sqlembed.engine.tokenizer import Tokenizer
-from sqlembed.errors import ModelNotFound, SqlembedError
-from sqlembed.settings import DEFAULT_MODEL
+from sqlembed.errors import ModelNotFound, SqlembedError, summary
 
 
 def rebuild_command(es: EngineSettings) -> str:
@@ -33,9 +32,8 @@ def load_manifest(es: EngineSettings) -> Manifest:
 
 
 def _unloadable(es: EngineSettings, exc: Exception) -> SqlembedError:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    return SqlembedError(f"model '{es.model_id}' in {es.model_path} cannot be loaded ({type(exc).__name__}: "
-                         f"{first}); rebuild it: {rebuild_command(es)} --force")
+    return SqlembedError(f"model '{es.model_id}' in {es.model_path} cannot be loaded ({summary(exc)}); "
+                         f"rebuild it: {rebuild_command(es)} --force")
 
 
 def open_backend(es: EngineSettings, manifest: Manifest) -> Backend:
@@ -45,9 +43,10 @@ def open_backend(es: EngineSettings, manifest: Manifest) -> Backend:
                           manifest=manifest, device=es.device, build_on_start=es.build_on_start)
 
 
-def open_embedder(es: EngineSettings, backend: Backend | None = None) -> Embedder:
-    """The engine for ``es``; ``backend`` replaces the one the settings name (tests, benchmarks)."""
-    manifest = load_manifest(es)
+def open_embedder(es: EngineSettings, backend: Backend | None = None, manifest: Manifest | None = None) -> Embedder:
+    """The engine for ``es``; ``backend`` replaces the one the settings name (tests, benchmarks);
+    ``manifest``: the one a bulk plan read on the driver (executors do not read it again)."""
+    manifest = manifest if manifest is not None else load_manifest(es)
     path = es.model_path
     try:
         if not (path / "tokenizer.json").is_file():

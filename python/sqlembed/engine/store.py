@@ -86,8 +86,6 @@ class Manifest:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def model_id(name: str, precision: str) -> str:
-    return f"{name}-{precision}"
 
 
 class ModelStore:

@@ -6,16 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from sqlembed.engine.chunking import Chunk, chunk_spans
+from sqlembed.engine.config import Direction
 from sqlembed.errors import InvalidInput
 
 TokenIds = npt.NDArray[np.int64]
-Direction = Literal["right", "left"]
 
 
 @dataclass

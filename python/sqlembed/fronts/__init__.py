@@ -1,11 +1,3 @@
-"""``serve --workers N``: front processes on one port, one engine host (fronts/host.py)."""
-
-from __future__ import annotations
-
-from typing import Any
-
-
-def serve_with_fronts(settings: Any, embedder: Any = None) -> None:
-    from sqlembed.fronts.host import serve_with_fronts as serve
-
-    serve(settings, embedder)
+"""``serve --workers N`` transport: the engine link and its frames, the host-side connection
+handler, and the proxy to the host's app. The processes themselves are composed in
+``sqlembed.run.host`` and ``sqlembed.run.front``."""

@@ -138,17 +138,10 @@ class RemoteBatcher:
             self._in_flight -= len(encoded)
 
 
-class FrontLink:
-    """What ``create_app`` needs to run as a front: the engine link and the host's app socket."""
-
-    def __init__(self, run_dir: Path, key: bytes) -> None:
-        self.engine = EngineLink(run_dir / "engine.sock", key)
-        self.app_socket = run_dir / "app.sock"
-
-
 async def serve_engine_connection(service: Any, key: bytes, reader: asyncio.StreamReader,
                                   writer: asyncio.StreamWriter) -> None:
-    """Host side: one front's connection. Each request goes to the host's one batcher."""
+    """Host side: one front's connection. Each request goes to the host's one batcher
+    (``service.engine()``: the host's api/state.Service, passed in by run/host.py)."""
     tasks: set[asyncio.Task[None]] = set()
     try:
         hello = await asyncio.wait_for(wire.read_frame(reader), 5)

@@ -13,22 +13,19 @@ import asyncio
 import json
 import struct
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from sqlembed.engine.frames import pack_ids, pack_vectors, unpack_ids, unpack_vectors
 from sqlembed.engine.tokenizer import TokenIds
-from sqlembed.errors import InvalidInput, NotReady, Overloaded, SqlembedError, UnprocessableInput
+from sqlembed.errors import SqlembedError, from_wire, to_wire
 
 F32 = npt.NDArray[np.float32]
 _LEN = struct.Struct("<I")
 _REQ = struct.Struct("<I")
 _REP = struct.Struct("<IB")
 MAX_FRAME = 256 * 1024 * 1024
-_ERRORS: dict[str, type[SqlembedError]] = {c.__name__: c for c in (Overloaded, NotReady, InvalidInput,
-                                                                    UnprocessableInput, SqlembedError)}
 
 
 def frame(payload: bytes) -> bytes:
@@ -56,20 +53,11 @@ def encode_vectors(rid: int, vectors: F32) -> bytes:
 
 
 def encode_error(rid: int, exc: BaseException) -> bytes:
-    if isinstance(exc, SqlembedError):
-        body: dict[str, Any] = {"type": type(exc).__name__, "message": exc.message, "param": exc.param,
-                                "retry_after": getattr(exc, "retry_after", None)}
-    else:  # an engine failure: its type, never a traceback
-        body = {"type": "SqlembedError", "message": f"the engine failed: {type(exc).__name__}"}
-    return frame(_REP.pack(rid, 1) + json.dumps(body).encode())
+    return frame(_REP.pack(rid, 1) + json.dumps(to_wire(exc)).encode())
 
 
 def decode_reply(payload: bytes) -> tuple[int, F32 | SqlembedError]:
     rid, status = _REP.unpack_from(payload)
     if status == 0:
         return rid, unpack_vectors(payload, _REP.size)
-    body = json.loads(payload[_REP.size:])
-    cls = _ERRORS.get(body.get("type"), SqlembedError)
-    if cls is Overloaded:
-        return rid, Overloaded(body["message"], retry_after=float(body.get("retry_after") or 1))
-    return rid, cls(body["message"], param=body.get("param"))
+    return rid, from_wire(json.loads(payload[_REP.size:]))

@@ -4,65 +4,58 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
-from sqlembed.db.targets import TableSpec, open_target
-from sqlembed.errors import InvalidInput, StoreUnavailable, UnprocessableInput
+from sqlembed.db.targets import TableSpec
+from sqlembed.errors import InvalidInput, StoreUnavailable, summary
 from sqlembed.jobs.store import FINAL, Job, JobStore, now
-from sqlembed.settings import Settings
+from sqlembed.spark.job import BulkJob, BulkSettings, Decision, Progress, decide, run
 from sqlembed.spark.session import SessionHolder
 
 log = logging.getLogger(__name__)
 
 
 class JobRunner:
-    def __init__(self, settings: Settings, store: JobStore, session: SessionHolder) -> None:
-        self.settings = settings
+    def __init__(self, bulk: BulkSettings, databases: dict[str, str], store: JobStore, session: SessionHolder) -> None:
+        """``databases``: the configured name -> URL (a request names a database, never a URL)."""
+        self.bulk = bulk
+        self.databases = databases
         self.store = store
         self._session = session
         # Spark spreads one job over the cluster; running jobs one at a time keeps their
         # progress and cancellation simple and the database's write load bounded.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlembed-job")
         self._futures: dict[str, Future[None]] = {}
+        self._decided: dict[str, tuple[BulkJob, Decision]] = {}
         self._cancelled: set[str] = set()
 
     def spark(self) -> Any:
         return self._session.get()
 
     def spec(self, request: dict[str, Any]) -> TableSpec:
-        url = self.settings.database_urls().get(request["db"])
+        """The table spec (validated as it is built: names and the row filter, before any SQL)."""
+        url = self.databases.get(request["db"])
         if url is None:
             raise InvalidInput(f"unknown database {request['db']!r}; configured names: "
-                               f"{', '.join(sorted(self.settings.database_urls())) or 'none (set SQLEMBED_DATABASES)'}",
+                               f"{', '.join(sorted(self.databases)) or 'none (set SQLEMBED_DATABASES)'}",
                                param="db")
-        spec = TableSpec(url, request["table"], request["key"], request["text"], request["vector"],
+        return TableSpec(url, request["table"], request["key"], request["text"], request["vector"],
                          request.get("where"), request.get("target_table"), request.get("chunk_table"),
                          request.get("chunk_tokens"), request.get("chunk_overlap") or 0)
-        spec.validate_shape()  # names and the row filter, before any SQL runs
-        return spec
 
     def submit(self, request: dict[str, Any]) -> Job:
-        """Validate, check the table in its database (names, columns, permissions, the database the
-        caller meant), record the job and queue it. Blocking: call it off the event loop."""
-        from sqlembed.engine.store import ModelStore
-
+        """Decide the job (spark/job.decide: the model, the table in its database, the caller's
+        rights, the dimensions), record it and queue it. Blocking: call it off the event loop."""
         spec = self.spec(request)
-        model = ModelStore(self.settings.model_dir).get(self.settings.served_model_id())
-        dims = request.get("dimensions")
-        if dims is not None and dims > model.dimensions:
-            raise UnprocessableInput(f"dimensions={dims} is larger than the model's {model.dimensions}",
-                                     param="dimensions")
-        target = open_target(spec, retry_s=min(self.settings.db_retry_s, 10.0))
-        try:
-            info = target.check(request.get("expect_database"))
-        finally:
-            target.close()
-        if dims is not None and info.vector_dims is not None and dims != info.vector_dims:
-            raise InvalidInput(f"{info.vector} is VECTOR({info.vector_dims}); dimensions={dims} does not fit it",
-                               param="dimensions")
-        job = self.store.create(request)
-        self._futures[job.id] = self._pool.submit(self._run, job.id, spec)
-        return job
+        job = self.bulk.job(spec, dimensions=request.get("dimensions"), batch_rows=request.get("batch_rows"),
+                            expect_database=request.get("expect_database"), sync=request.get("sync"))
+        # The submission answers within SQL Server's wait: a short retry budget here.
+        decision = decide(replace(job, db_retry_s=min(job.db_retry_s, 10.0)))
+        record = self.store.create(request)
+        self._decided[record.id] = (job, decision)
+        self._futures[record.id] = self._pool.submit(self._run, record.id)
+        return record
 
     def cancel(self, job_id: str) -> Job:
         job = self.store.get(job_id)
@@ -78,9 +71,11 @@ class JobRunner:
             spark.sparkContext.cancelJobGroup(job_id)
         return job
 
-    def _run(self, job_id: str, spec: TableSpec) -> None:
-        from sqlembed.spark.job import Progress, bulk_job, run
+    def backlog(self) -> int:
+        return sum(1 for j in self.store.list(limit=1000) if j.state in ("queued", "running"))
 
+    def _run(self, job_id: str) -> None:
+        bulk_job, decision = self._decided.pop(job_id)
         job = self.store.get(job_id)
         if job_id in self._cancelled or job.state != "queued":
             return
@@ -96,11 +91,8 @@ class JobRunner:
             if job.state == "running" and (problem := self._record(job)) is not None:
                 log.warning("job %s: progress not recorded: %s", job_id, problem)
 
-        r = job.request
         try:
-            bj = bulk_job(spec, self.settings, dimensions=r.get("dimensions"), batch_rows=r.get("batch_rows"),
-                          expect_database=r.get("expect_database"), sync=r.get("sync"))
-            result = run(self.spark(), bj, job_group=job_id, on_progress=on_progress)
+            result = run(self.spark(), bulk_job, decision=decision, job_group=job_id, on_progress=on_progress)
             job.rows_total, job.rows_done, job.rows_failed = result.rows_read, result.rows_embedded, result.rows_failed
             job.rows_per_s = round(result.rows_embedded / result.seconds, 2) if result.seconds else 0.0
             job.gpus = result.gpus
@@ -112,12 +104,8 @@ class JobRunner:
                 job.state, job.last_error = "cancelled", "cancelled while running; rows written so far are kept"
             else:
                 job.state = "failed"
-                # Spark wraps executor errors in pages of JVM text: keep the Python message.
-                text = str(exc)
-                job.last_error = text.splitlines()[0][:2000] if text else type(exc).__name__
-                for line in text.splitlines():
-                    if "Error:" in line or "Exception:" in line:
-                        job.last_error = line.strip()[:2000]
+                # Spark wraps executor errors in pages of JVM text: the summary keeps the Python message.
+                job.last_error = summary(exc, limit=2000)
                 log.error("job %s failed: %s", job_id, job.last_error)
         job.finished = now()
         if (problem := self._record(job)) is not None:

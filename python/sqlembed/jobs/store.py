@@ -15,40 +15,17 @@ import threading
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Protocol, cast, get_args
 
-from typing_extensions import TypedDict
+from sqlembed.api.schemas.jobs import JobRecord, JobState
+from sqlembed.errors import JobNotFound, StoreUnavailable, summary
 
-from sqlembed.errors import JobNotFound, StoreUnavailable
-
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-STATES: tuple[JobState, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+STATES: tuple[JobState, ...] = get_args(JobState)
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
-class JobRecord(TypedDict):
-    """A job as the API shows it (GET /v1/jobs/{id}); the OpenAPI schema is generated from this."""
-
-    id: str
-    state: JobState
-    request: dict[str, Any]
-    created: str
-    started: str | None
-    finished: str | None
-    rows_total: int
-    rows_done: int
-    rows_failed: int
-    rows_per_s: float
-    last_error: str | None
-    gpus: list[str]
-    rows_deleted: int
-    """Rows gone from the table whose state, chunks or target rows the job removed."""
-    mode: str | None
-    """How the job found its rows: hash (compared every row in the database) or changes."""
 
 
 @dataclass
@@ -159,8 +136,8 @@ class SqlServerJobStore:
             with self._engine.begin() as conn:
                 return fn(conn)
         except sqlalchemy.exc.DBAPIError as exc:
-            first = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0][:200]
-            raise StoreUnavailable(f"the job store (sqlembed.jobs) cannot be {what}: {first}") from None
+            raise StoreUnavailable(f"the job store (sqlembed.jobs) cannot be {what}: "
+                                   f"{summary(exc.orig, limit=200)}") from None
 
     def create(self, request: dict[str, Any]) -> Job:
         job = new_job(request)

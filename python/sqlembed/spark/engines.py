@@ -7,18 +7,21 @@ import threading
 
 from sqlembed.engine.config import EngineSettings
 from sqlembed.engine.embedder import Embedder
+from sqlembed.engine.store import Manifest
 
 _ENGINES: dict[EngineSettings, Embedder] = {}
 _LOCK = threading.Lock()
 
 
-def cached_embedder(es: EngineSettings) -> Embedder:
+def cached_embedder(es: EngineSettings, manifest: Manifest | None = None) -> Embedder:
+    """The executor process's one place that opens an engine. ``manifest``: the one the bulk plan
+    read on the driver (not read again here)."""
     with _LOCK:
         emb = _ENGINES.get(es)
         if emb is None:
             from sqlembed.engine.opener import open_embedder
 
-            emb = _ENGINES[es] = open_embedder(es)
+            emb = _ENGINES[es] = open_embedder(es, manifest=manifest)
         return emb
 
 
@@ -33,7 +36,7 @@ def task_gpu() -> str | None:
     return gpu.addresses[0] if gpu is not None and gpu.addresses else None
 
 
-def task_engine(es: EngineSettings) -> tuple[Embedder, str | None]:
+def task_engine(es: EngineSettings, manifest: Manifest | None = None) -> tuple[Embedder, str | None]:
     """The worker's engine for this task, on the task's GPU when Spark gave it one."""
     gpu = task_gpu()
-    return cached_embedder(es.with_device(gpu)), gpu
+    return cached_embedder(es.with_device(gpu), manifest), gpu

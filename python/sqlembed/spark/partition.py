@@ -22,6 +22,7 @@ from typing import Any
 from sqlembed.db.targets import EmbeddingId, PendingRow, TableInfo, TableSpec, WriteRow
 from sqlembed.db.targets.spec import ChunkRow, ChunkVector
 from sqlembed.engine.config import EngineSettings
+from sqlembed.engine.store import Manifest
 from sqlembed.spark.progress import ProgressAddress, ProgressReporter
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class PartitionConfig:
     spec: TableSpec
     info: TableInfo
     engine: EngineSettings
+    manifest: Manifest
+    """Read once by the driver's plan; the executor opens its engine with it."""
     eid: EmbeddingId
     batch_rows: int = 512
     page_rows: int = 2048
@@ -210,7 +213,7 @@ def embed_slices(batches: Iterator[Any], cfg: PartitionConfig) -> Iterator[Any]:
     from sqlembed.db.targets import open_target
     from sqlembed.spark.engines import task_engine
 
-    emb, gpu = task_engine(cfg.engine)
+    emb, gpu = task_engine(cfg.engine, cfg.manifest)
     target = open_target(cfg.spec, retry_s=cfg.db_retry_s)
     reporter = ProgressReporter(cfg.progress)
     ctx = TaskContext.get()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 from typing_extensions import TypedDict
 
 from sqlembed.api.schemas.common import Dimensions, Request
-from sqlembed.jobs.store import JobRecord
+from sqlembed.db.targets.spec import SyncMode
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 Name = Annotated[str, Field(min_length=1, max_length=300)]
 
@@ -29,7 +31,7 @@ class JobRequest(Request):
                           "1-based offsets in characters of the text), created where it does not exist")
     chunk_tokens: int | None = Field(None, ge=8, le=8192, description="tokens per chunk (with chunk_table)")
     chunk_overlap: int = Field(0, ge=0, le=4096, description="tokens shared by consecutive chunks")
-    sync: Literal["auto", "hash", "changes"] = Field(
+    sync: SyncMode = Field(
         "auto", description="auto: only changed rows where the table records changes (Change Tracking), else "
                             "compare every row's text hash in the database; changes: require it; hash: always compare")
     batch_rows: int | None = Field(None, ge=1, le=100_000, description="rows per embed + write chunk")
@@ -47,8 +49,28 @@ class JobRequest(Request):
     ]})
 
 
+class JobRecord(TypedDict):
+    """A job as the API shows it (GET /v1/jobs/{id}); the OpenAPI schema is generated from this."""
+
+    id: str
+    state: JobState
+    request: dict[str, Any]
+    created: str
+    started: str | None
+    finished: str | None
+    rows_total: int
+    rows_done: int
+    rows_failed: int
+    rows_per_s: float
+    last_error: str | None
+    gpus: list[str]
+    rows_deleted: int
+    """Rows gone from the table whose state, chunks or target rows the job removed."""
+    mode: str | None
+    """How the job found its rows: hash (compared every row in the database) or changes."""
+
+
 Job = JobRecord
-"""A job as GET /v1/jobs/{id} returns it (defined with the job store, which fills it)."""
 
 
 class JobList(TypedDict):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from sqlembed.db.targets.spec import ChangeSet, ChunkRow, Dialect, PendingRow, TableSpec, VectorType, WriteRow
-from sqlembed.errors import DatabaseUnavailable
+from sqlembed.errors import DatabaseUnavailable, summary
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -155,7 +155,6 @@ class SqlTarget:
     dialect: ClassVar[Dialect]
 
     def __init__(self, spec: TableSpec, retry_s: float = 60.0) -> None:
-        spec.validate_shape()
         self.spec = spec
         self.retry_s = retry_s
         self.engine = self._create_engine(spec.url)
@@ -312,13 +311,13 @@ class SqlTarget:
             try:
                 return fn()
             except self._transient as exc:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                first = summary(exc, limit=200)
                 if time.monotonic() + delay > deadline:
                     raise DatabaseUnavailable(
                         f"the database stayed unavailable for {self.retry_s:g} s while {what} "
-                        f"({attempt} attempts; last error: {type(exc).__name__}: {first})") from None
-                log.warning("database unavailable while %s (%s: %s); retrying in %.1f s",
-                            what, type(exc).__name__, first, delay)
+                        f"({attempt} attempts; last error: {first})") from None
+                log.warning("database unavailable while %s (%s); retrying in %.1f s",
+                            what, first, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 8.0)
                 self.engine.dispose()  # drop pooled connections that may be dead

@@ -17,6 +17,9 @@ from sqlembed.errors import InvalidInput
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")  # fullmatch: "$" would accept a trailing newline
 VectorType = Literal["float32", "float16"]
+SyncMode = Literal["auto", "hash", "changes"]
+"""How a bulk job finds its pending rows: auto (the table's change record where it has one, else
+hashes), hash (compare every row's hash in the database), changes (require the change record)."""
 Dialect = Literal["sqlite", "tsql"]
 
 
@@ -44,6 +47,10 @@ class TableSpec:
     one vector per row; created by the job where it does not exist."""
     chunk_tokens: int | None = None
     chunk_overlap: int = 0
+
+    def __post_init__(self) -> None:
+        # Validated once, where it is built (an executor unpickles it without running this).
+        self.validate_shape()
 
     def validate_shape(self) -> None:
         parts = _names(self.table)

@@ -3,11 +3,12 @@ multiprocessing.connection's; a frame's payload is one kind byte and the raw buf
 engine/frames.py (no pickle, no JSON: 0.1 ms per batch is what made executor placement worth it).
 
 ``B`` batch: token ids. ``R`` result: f64 compute seconds, then vectors. ``E`` executor error
-(utf-8 text). ``S`` stop.
+(JSON, ``errors.to_wire``). ``S`` stop.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ import numpy.typing as npt
 
 from sqlembed.engine.frames import FrameError, pack_ids, pack_vectors, unpack_ids, unpack_vectors
 from sqlembed.engine.tokenizer import TokenIds
+from sqlembed.errors import from_wire, to_wire
 
 F32 = npt.NDArray[np.float32]
 STOP = b"S"
@@ -59,14 +61,19 @@ def encode_result(vectors: F32, seconds: float) -> bytes:
     return b"R" + _SECONDS.pack(seconds) + pack_vectors(vectors)
 
 
-def encode_error(message: str) -> bytes:
-    return b"E" + message.encode("utf-8", "replace")[:4000]
+def encode_error(exc: BaseException) -> bytes:
+    return b"E" + json.dumps(to_wire(exc)).encode()
 
 
 def decode_result(frame: bytes, expected_rows: int) -> tuple[F32, float]:
     kind = frame[:1]
     if kind == b"E":
-        raise ProtocolError("executor error: " + frame[1:].decode("utf-8", "replace"))
+        try:
+            body = json.loads(frame[1:])
+            text = str(body.get("detail") or from_wire(body).message)
+        except (ValueError, AttributeError):
+            text = "an unreadable error frame"
+        raise ProtocolError(f"executor error: {text}")
     if kind != b"R" or len(frame) < 1 + _SECONDS.size:
         raise ProtocolError(f"unexpected frame kind {kind!r}")
     (seconds,) = _SECONDS.unpack_from(frame, 1)

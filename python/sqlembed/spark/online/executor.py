@@ -60,7 +60,7 @@ def serve_online(index: int, rows: Iterator[Any], cfg: OnlineTaskConfig) -> Iter
             try:
                 out = encode_result(emb.embed_tokens(decode_batch(frame)), time.perf_counter() - t0)
             except Exception as exc:
-                out = encode_error(f"{type(exc).__name__}: {exc}")
+                out = encode_error(exc)
             conn.send_bytes(out)
             served += 1
     finally:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlembed.errors import summary
 from sqlembed.spark.online.executor import OnlineTaskConfig, serve_online
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class Launcher:
             served = rdd.mapPartitionsWithIndex(lambda i, rows: serve_online(i, rows, cfg)).collect()
             log.info("online wave %d ended (%d batches served)", wave.id, sum(served))
         except Exception as exc:
-            text = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
+            text = summary(exc, limit=500)
             with self._lock:
                 self.last_error = text
                 self.failures += 1

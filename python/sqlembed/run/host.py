@@ -1,14 +1,14 @@
-"""``sqlembed serve --workers N``: the engine host and its N front processes.
+"""``sqlembed serve --workers N``: the engine host process and its N front processes.
 
 The host (this process) opens the model once, runs the one batcher and the one placement, and
-serves its full app on a private Unix socket; N front processes share the public port
-(SO_REUSEPORT: the kernel spreads connections over them), each doing HTTP, TLS, auth, JSON and
-tokenization on its own core, and send token ids to the host's batcher over a second Unix
-socket. Why one batcher in the host rather than one per front: the engine wants full batches
-(a GPU most of all) and N batchers would each see 1/N of the traffic; admission (429) is then
-exactly the one queue's limit; a GPU is loaded once; and placement=spark keeps one dispatcher
-that owns the executors. The price is one local round trip per request, measured in
-docs/benchmarks.md.
+serves its full app (run/service.py) on a private Unix socket; N front processes (run/front.py)
+share the public port (SO_REUSEPORT: the kernel spreads connections over them), each doing HTTP,
+TLS, auth, JSON and tokenization on its own core, and send token ids to the host's batcher over a
+second Unix socket (fronts/). Why one batcher in the host rather than one per front: the engine
+wants full batches (a GPU most of all) and N batchers would each see 1/N of the traffic;
+admission (429) is then exactly the one queue's limit; a GPU is loaded once; and placement=spark
+keeps one dispatcher that owns the executors. The price is one local round trip per request,
+measured in docs/benchmarks.md.
 
 Both sockets live in a directory only this user can enter (mkdtemp, 0700); the engine socket
 also wants a 32-byte run key first, which the fronts get on their stdin with their settings
@@ -32,9 +32,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from sqlembed import __version__
+from sqlembed.engine.embedder import Embedder
 from sqlembed.settings import Settings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("sqlembed")
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -64,7 +66,7 @@ class Fronts:
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sqlembed.fronts", str(self.run_dir), stdin=asyncio.subprocess.PIPE)
+            sys.executable, "-m", "sqlembed.run.front", str(self.run_dir), stdin=asyncio.subprocess.PIPE)
         assert proc.stdin is not None
         proc.stdin.write(json.dumps({"key": self.key.hex(), "settings": settings_payload(self.settings)}).encode()
                          + b"\n")
@@ -106,11 +108,11 @@ class Fronts:
                 await task
 
 
-def serve_with_fronts(settings: Settings, embedder: Any = None) -> None:
+def serve_with_fronts(settings: Settings, embedder: Embedder | None = None) -> None:
     """Run until stopped: the host app on its socket, the engine socket, the fronts on the port.
 
-    ``embedder``: an opened engine (the CLI opens it before anything listens; benchmarks pass
-    their own); None opens the one the settings name.
+    ``embedder``: an opened engine (benchmarks pass their own); None opens the settings' one
+    before anything listens.
     """
     run_dir = Path(tempfile.mkdtemp(prefix="sqlembed-run-"))
     metrics_dir = run_dir / "metrics"
@@ -121,17 +123,16 @@ def serve_with_fronts(settings: Settings, embedder: Any = None) -> None:
     os.environ[METRICS_ENV] = str(metrics_dir)
     from aiohttp import web
 
-    from sqlembed.api.app import create_app
-    from sqlembed.api.state import SERVICE
-    from sqlembed.engine.config import EngineSettings
-    from sqlembed.engine.opener import open_embedder
-    from sqlembed.fronts.front import serve_engine_connection
-
-    if embedder is None:
-        embedder = open_embedder(EngineSettings.from_settings(settings))
     from sqlembed.api.app import INTERNAL
+    from sqlembed.api.state import SERVICE
+    from sqlembed.fronts.front import serve_engine_connection
+    from sqlembed.run.engine import open_engine
+    from sqlembed.run.service import check_tls, service_app
 
-    app = create_app(settings, backend=embedder)
+    check_tls(settings)  # the fronts serve TLS: a bad pair is one clear line here, not N dying fronts
+    log.info("sqlembed %s on %s:%d with %d front processes", __version__, settings.host, settings.port,
+             settings.workers)
+    app = service_app(settings, embedder if embedder is not None else open_engine(settings))
     app[INTERNAL] = True
     key = os.urandom(32)
 
@@ -152,23 +153,3 @@ def serve_with_fronts(settings: Settings, embedder: Any = None) -> None:
         web.run_app(app, path=str(run_dir / "app.sock"), access_log=None, print=None)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def run_front(run_dir: Path) -> None:
-    """A front process: settings and run key from stdin, then the public port with SO_REUSEPORT."""
-    from aiohttp import web
-
-    from sqlembed.api.accesslog import AccessLogger
-    from sqlembed.api.app import create_app
-    from sqlembed.fronts.front import FrontLink
-
-    data = json.loads(sys.stdin.readline())
-    settings = Settings(**data["settings"])
-    ssl_ctx = None
-    if settings.tls_cert is not None and settings.tls_key is not None:
-        from sqlembed.tls import server_context
-
-        ssl_ctx = server_context(settings.tls_cert, settings.tls_key)
-    app = create_app(settings, front=FrontLink(run_dir, bytes.fromhex(data["key"])))
-    web.run_app(app, host=settings.host, port=settings.port, reuse_port=True, ssl_context=ssl_ctx,
-                access_log_class=AccessLogger, print=None)

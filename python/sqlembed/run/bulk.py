@@ -1,0 +1,83 @@
+"""A bulk job's driver process: ``sqlembed embed-table`` (and spark-submit running it).
+
+Builds the process's ``BulkSettings`` from ``Settings`` (the service's job runner uses the same
+function), the Spark session, and runs the job once or on a schedule (``--watch``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import replace
+from typing import Any
+
+from sqlembed.db.targets import TableSpec
+from sqlembed.engine.opener import load_manifest
+from sqlembed.run.engine import ensure_model
+from sqlembed.settings import Settings
+from sqlembed.spark.job import BulkSettings, JobResult, Progress, run
+from sqlembed.spark.session import build_session, spark_conf
+
+log = logging.getLogger("sqlembed")
+
+
+def bulk_settings(settings: Settings) -> BulkSettings:
+    return BulkSettings(engine=replace(settings.engine_settings(), threads=settings.task_threads),
+                        batch_rows=settings.job_batch_rows, db_retry_s=settings.db_retry_s,
+                        vector_type=settings.vector_type, progress_host=settings.progress_host,
+                        progress_port=settings.progress_port)
+
+
+def progress_line(p: Progress, started: float) -> str:
+    elapsed = time.monotonic() - started
+    share = min(1.0, p.rows_read / p.rows_total) if p.rows_total else 0.0
+    width = 30
+    bar = "#" * int(share * width) + "-" * (width - int(share * width))
+    eta = f"{elapsed / share - elapsed:5.0f}s" if 0 < share < 1 else "  -  "
+    rows = f"{p.rows_done:,} rows, {p.rows_per_s:,.0f} rows/s" if p.rows_done else "embedding..."
+    return f"\r[{bar}] {p.rows_read:,}/{p.rows_total:,} rows checked  {rows}  ETA {eta}  {elapsed:5.0f}s"
+
+
+def result_line(table: str, result: JobResult) -> str:
+    rate = result.rows_embedded / result.seconds if result.seconds else 0.0
+    return (f"{table}: {result.rows_embedded} rows embedded, {result.rows_failed} failed (NULL or empty "
+            f"text), {result.rows_read} read, {result.rows_deleted} deleted, {result.dimensions} dimensions, "
+            f"{result.seconds:.1f}s, {rate:.1f} rows/s, {result.mode}"
+            + (f", GPUs {','.join(result.gpus)}" if result.gpus else ""))
+
+
+def embed_table(settings: Settings, spec: TableSpec, *, spark_master: str | None = None, watch: bool = False,
+                interval_s: float | None = None, **fields: Any) -> int:
+    """Run one job (``watch``: one sync per interval until interrupted). ``fields``: per-job
+    options of ``BulkJob`` (dimensions, batch_rows, sync, expect_database)."""
+    ensure_model(settings)
+    load_manifest(settings.engine_settings())  # not built: one clear error before Spark starts
+    job = bulk_settings(settings).job(spec, **fields)
+    spark = build_session(spark_conf(spark_master or settings.spark_master, gpu=settings.spark_gpu,
+                                     task_gpu_amount=settings.spark_task_gpu_amount))
+    tty = sys.stderr.isatty()
+    interval = interval_s or settings.sync_interval_s
+    try:
+        while True:
+            started = time.monotonic()
+
+            def show(p: Progress, started: float = started) -> None:
+                if tty:
+                    sys.stderr.write(progress_line(p, started))
+                    sys.stderr.flush()
+
+            # Decided on every sync: a table altered between two syncs is seen as it is now.
+            result = run(spark, job, on_progress=show)
+            if tty and result.rows_read:
+                sys.stderr.write("\n")
+            print(result_line(spec.table, result), flush=True)
+            if not watch:
+                return 0
+            # A sync that takes longer than the interval starts the next one at once, never two at a time.
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        spark.stop()
+
