@@ -16,9 +16,15 @@ from tests.support.server import ServerThread, running
 
 
 @pytest.fixture(scope="session", autouse=True)
-def capture_logs_for_leak_scan() -> Iterator[None]:
-    """Every in-process log line, at every level, goes to the leak scan (tests/zz_leaks)."""
+def no_leak_and_every_response_conforms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every in-process log line, at every level, is captured; when the session (or an xdist
+    worker's share of it) ends, no secret the suite used may appear in a log line, an error body
+    or a *.log file, and every JSON response a test server sent must match its own OpenAPI
+    document (tests/support/server.py). A failure here is reported as an error at the teardown
+    of the session's last test."""
     import logging
+
+    from tests.support.server import CONFORMANCE
 
     handler = leaks.CaptureHandler(level=logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -29,6 +35,8 @@ def capture_logs_for_leak_scan() -> Iterator[None]:
     yield
     root.removeHandler(handler)
     root.setLevel(old_level)
+    problems = leaks.scan(tmp_path_factory.getbasetemp()) + CONFORMANCE
+    assert not problems, problems[:10]
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +66,37 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def base_settings(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(model_dir=model_dir, api_keys="", strict_model=False, threads=2, databases="{}",
                     state_dir=tmp_path_factory.mktemp("state"))
+
+
+@pytest.fixture(scope="session")
+def fake_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings over the fake model (tests/support/fake.py): serve it with ``backend=FakeBackend()``."""
+    from tests.support.fake import write_fake_model
+
+    return Settings(model_dir=write_fake_model(tmp_path_factory.mktemp("fake-models")), api_keys="",
+                    strict_model=False, threads=2, databases="{}", state_dir=tmp_path_factory.mktemp("fake-state"))
+
+
+@pytest.fixture(scope="session")
+def fake_server(fake_settings: Settings) -> Iterator[ServerThread]:
+    """The service over the fake engine: HTTP, protocols, batching, admission, errors, metrics."""
+    from tests.support.fake import FakeBackend
+
+    with running(fake_settings, backend=FakeBackend()) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def fake_url(fake_server: ServerThread) -> str:
+    return fake_server.url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that needs the built reference model (the ``model_dir`` fixture, directly or through
+    another fixture) is marked ``model``: ``make test-fast`` deselects them and builds none."""
+    for item in items:
+        if "model_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.model)
 
 
 @pytest.fixture(scope="session")

@@ -73,6 +73,14 @@ class StoreUnavailable(SqlembedError):
     """The job store cannot be written (disk full, read-only, I/O error); online embedding is unaffected."""
 
 
+class DeployError(SqlembedError):
+    """A T-SQL batch failed during ``sqlembed db deploy``: names the file and the batch's first line."""
+
+    def __init__(self, file: str, line: int, message: str) -> None:
+        super().__init__(f"{file}:{line}: {message}")
+        self.file, self.line = file, line
+
+
 class DatabaseUnavailable(SqlembedError):
     """A bulk job's database stayed unreachable (or locked) past the retry budget."""
 
@@ -84,6 +92,7 @@ WIRE: dict[str, type[SqlembedError]] = {
                             UnsupportedMediaType, ModelNotFound, Overloaded, NotReady, BackendUnavailable,
                             ModelBuildError, JobNotFound, StoreUnavailable, DatabaseUnavailable)
 }
+"""DeployError is not here: it never crosses a process boundary (the CLI raises and reports it)."""
 
 
 def summary(exc: BaseException, *, limit: int = 300, secrets: tuple[str, ...] = ()) -> str:

@@ -10,17 +10,16 @@ import openai
 import pytest
 
 from sqlembed.settings import Settings
+from tests.support.fake import FakeBackend
 from tests.support.server import ServerThread, running, with_settings
-
-pytestmark = pytest.mark.slow
 
 KEY = "s3cr3t-key-0123456789"
 OTHER = "second-key"
 
 
 @pytest.fixture(scope="module")
-def auth_server(base_settings: Settings) -> Iterator[ServerThread]:
-    with running(with_settings(base_settings, api_keys=f"{KEY},{OTHER}")) as srv:
+def auth_server(fake_settings: Settings) -> Iterator[ServerThread]:
+    with running(with_settings(fake_settings, api_keys=f"{KEY},{OTHER}"), backend=FakeBackend()) as srv:
         yield srv
 
 

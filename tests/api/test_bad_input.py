@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from sqlembed.settings import Settings
+from tests.support.fake import FakeBackend
 from tests.support.server import ServerThread, running, with_settings
-
-pytestmark = pytest.mark.slow
 
 ROUTES = {"ollama": ("/api/embed", "input"), "openai": ("/v1/embeddings", "input"),
           "azure": ("/openai/deployments/d/embeddings?api-version=2024-02-01", "input")}
@@ -74,35 +73,35 @@ def _params() -> Iterator[Any]:
 
 
 @pytest.mark.parametrize(("proto", "body", "headers", "status"), list(_params()))
-def test_bad_input_matrix(base_url: str, proto: str, body: Any, headers: dict[str, str], status: int) -> None:
+def test_bad_input_matrix(fake_url: str, proto: str, body: Any, headers: dict[str, str], status: int) -> None:
     path, key = ROUTES[proto]
-    r = _send(base_url + path, body, headers)
+    r = _send(fake_url + path, body, headers)
     assert r.status_code == status, r.text
     _check_envelope(proto, r)
     assert r.headers.get("x-request-id")
     # The server still answers correctly afterwards.
-    ok = httpx.post(base_url + path, json={"model": "all-minilm", key: "still fine"})
+    ok = httpx.post(fake_url + path, json={"model": "all-minilm", key: "still fine"})
     assert ok.status_code == 200
 
 
-def test_unknown_route_and_method_use_the_envelope(base_url: str) -> None:
-    r = httpx.get(base_url + "/v1/embeddings")
+def test_unknown_route_and_method_use_the_envelope(fake_url: str) -> None:
+    r = httpx.get(fake_url + "/v1/embeddings")
     assert r.status_code == 405 and "POST" in r.headers["Allow"]
     _check_envelope("openai", r)
-    r = httpx.post(base_url + "/api/nope", json={})
+    r = httpx.post(fake_url + "/api/nope", json={})
     assert r.status_code == 404
     _check_envelope("ollama", r)
 
 
-def test_curl_style_form_content_type_is_accepted(base_url: str) -> None:
+def test_curl_style_form_content_type_is_accepted(fake_url: str) -> None:
     # `curl -d '{...}'` (as in Ollama's docs) sends application/x-www-form-urlencoded.
-    r = httpx.post(base_url + "/api/embed", content=b'{"model":"all-minilm","input":"hi"}',
+    r = httpx.post(fake_url + "/api/embed", content=b'{"model":"all-minilm","input":"hi"}',
                    headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 200
 
 
-def test_body_limit_413(base_settings: Settings) -> None:
-    with running(with_settings(base_settings, **{"max_body_bytes": 4096})) as srv:
+def test_body_limit_413(fake_settings: Settings) -> None:
+    with running(with_settings(fake_settings, **{"max_body_bytes": 4096}), backend=FakeBackend()) as srv:
         big = {"input": "x" * 5000}
         for path, proto in (("/api/embed", "ollama"), ("/v1/embeddings", "openai")):
             r = httpx.post(srv.url + path, json=big)
@@ -115,8 +114,8 @@ def test_body_limit_413(base_settings: Settings) -> None:
             assert httpx.post(srv.url + path, json={"input": "small"}).status_code == 200
 
 
-def test_strict_model_404(base_settings: Settings) -> None:
-    with running(with_settings(base_settings, **{"strict_model": True})) as srv:
+def test_strict_model_404(fake_settings: Settings) -> None:
+    with running(with_settings(fake_settings, **{"strict_model": True}), backend=FakeBackend()) as srv:
         r = httpx.post(srv.url + "/api/embed", json={"model": "nomic-embed-text", "input": "a"})
         assert r.status_code == 404 and "nomic-embed-text" in r.json()["error"]
         r = httpx.post(srv.url + "/v1/embeddings", json={"model": "text-embedding-3-small", "input": "a"})
@@ -126,7 +125,7 @@ def test_strict_model_404(base_settings: Settings) -> None:
 
 
 class _GatedBackend:
-    """The real backend behind a gate, so the test controls when inference proceeds."""
+    """A backend behind a gate, so the test controls when inference proceeds."""
 
     def __init__(self, inner: Any) -> None:
         self.inner, self.name = inner, "gated"
@@ -141,13 +140,10 @@ class _GatedBackend:
         self.inner.close()
 
 
-def test_overload_429_with_retry_after_and_nothing_lost(base_settings: Settings) -> None:
-    from sqlembed.engine.registry import create_backend
-
-    model_dir = base_settings.model_dir / "all-minilm-l6-v2-fp32"
-    backend = _GatedBackend(create_backend("onnx-cpu", model_dir, threads=2))
+def test_overload_429_with_retry_after_and_nothing_lost(fake_settings: Settings) -> None:
+    backend = _GatedBackend(FakeBackend())
     backend.gate.set()  # let warm-up through
-    settings = with_settings(base_settings, **{"max_queue_texts": 3, "max_batch_items": 2, "max_wait_ms": 0})
+    settings = with_settings(fake_settings, **{"max_queue_texts": 3, "max_batch_items": 2, "max_wait_ms": 0})
     srv = ServerThread(settings, backend=backend).start()
     try:
         backend.gate.clear()

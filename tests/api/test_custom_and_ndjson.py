@@ -11,9 +11,8 @@ import pytest
 
 from sqlembed.api.custom import parse_path, select
 from sqlembed.settings import Settings
+from tests.support.fake import FakeBackend
 from tests.support.server import ServerThread, running, with_settings
-
-pytestmark = pytest.mark.slow
 
 FORMAT = {
     "name": "docs",
@@ -38,8 +37,8 @@ def test_jsonpath_selectors() -> None:
 
 
 @pytest.fixture(scope="module")
-def custom_server(base_settings: Settings) -> Iterator[ServerThread]:
-    with running(with_settings(base_settings, custom_formats=json.dumps([FORMAT]))) as srv:
+def custom_server(fake_settings: Settings) -> Iterator[ServerThread]:
+    with running(with_settings(fake_settings, custom_formats=json.dumps([FORMAT])), backend=FakeBackend()) as srv:
         yield srv
 
 
@@ -58,20 +57,20 @@ def test_custom_shape_round_trips(custom_server: ServerThread) -> None:
     assert none.status_code == 400
 
 
-def test_bad_custom_config_is_refused(base_settings: Settings) -> None:
+def test_bad_custom_config_is_refused(fake_settings: Settings) -> None:
     from sqlembed.run.service import service_app
 
     for bad in ([{"name": "x", "path": "/v1/embeddings", "texts": "$.t", "response": {}}],
                 [{"name": "x", "path": "/custom/x", "texts": "nope", "response": {}}],
                 [{"name": "x"}]):
         with pytest.raises(ValueError, match="SQLEMBED_CUSTOM_FORMATS"):
-            service_app(with_settings(base_settings, custom_formats=json.dumps(bad)))
+            service_app(with_settings(fake_settings, custom_formats=json.dumps(bad)))
 
 
-def test_ndjson_streams_every_id_once(base_url: str) -> None:
+def test_ndjson_streams_every_id_once(fake_url: str) -> None:
     rows = [{"id": i, "text": f"row number {i} about vectors"} for i in range(300)]
     rows[17]["text"] = ""
-    with httpx.stream("POST", base_url + "/v1/sqlserver/embed", json={"inputs": rows},
+    with httpx.stream("POST", fake_url + "/v1/sqlserver/embed", json={"inputs": rows},
                       headers={"Accept": "application/x-ndjson"}) as r:
         assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/x-ndjson")
         lines = [json.loads(line) for line in r.iter_lines() if line]
@@ -81,6 +80,6 @@ def test_ndjson_streams_every_id_once(base_url: str) -> None:
     failed = [ln["id"] for ln in lines if "error" in ln]
     assert sorted(embedded) == [i for i in range(300) if i != 17] and len(set(embedded)) == 299
     assert failed == [17]
-    one = httpx.post(base_url + "/v1/sqlserver/embed", json={"inputs": rows[:3]}).json()
+    one = httpx.post(fake_url + "/v1/sqlserver/embed", json={"inputs": rows[:3]}).json()
     by_id = {ln["id"]: ln["embedding"] for ln in lines if "embedding" in ln}
     np.testing.assert_allclose(by_id[1], one["embeddings"][1]["embedding"], atol=1e-6)

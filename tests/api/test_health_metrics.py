@@ -3,12 +3,10 @@ from __future__ import annotations
 import threading
 
 import httpx
-import pytest
 
 from sqlembed.settings import Settings
-from tests.support.server import ServerThread
-
-pytestmark = pytest.mark.slow
+from tests.support.fake import FakeBackend
+from tests.support.server import ServerThread, running
 
 
 def test_healthz_and_readyz(base_url: str) -> None:
@@ -23,11 +21,9 @@ def test_healthz_and_readyz(base_url: str) -> None:
     assert set(placement["batches"]) <= {"local"}
 
 
-def test_readyz_waits_for_warmup(base_settings: Settings) -> None:
-    from sqlembed.engine.registry import create_backend
-
+def test_readyz_waits_for_warmup(fake_settings: Settings) -> None:
     release = threading.Event()
-    inner = create_backend("onnx-cpu", base_settings.model_dir / "all-minilm-l6-v2-fp32", threads=2)
+    inner = FakeBackend()
 
     class SlowWarmup:
         name = "slow"
@@ -39,7 +35,7 @@ def test_readyz_waits_for_warmup(base_settings: Settings) -> None:
         def close(self) -> None:
             inner.close()
 
-    srv = ServerThread(base_settings, backend=SlowWarmup())  # type: ignore[arg-type]
+    srv = ServerThread(fake_settings, backend=SlowWarmup())  # type: ignore[arg-type]
     srv._thread.start()
     srv._started.wait(10)
     try:
@@ -59,14 +55,30 @@ def test_readyz_waits_for_warmup(base_settings: Settings) -> None:
         srv.stop()
 
 
-def test_metrics_count_requests_batches_and_tokens(base_url: str) -> None:
-    httpx.post(base_url + "/api/embed", json={"input": ["one two", "three"]})
-    httpx.post(base_url + "/api/embed", json={"input": ""})
-    text = httpx.get(base_url + "/metrics").text
-    assert 'sqlembed_requests_total{method="POST",route="/api/embed",status="200"}' in text
-    assert 'sqlembed_requests_total{method="POST",route="/api/embed",status="400"}' in text
-    assert "sqlembed_request_duration_seconds_bucket" in text
-    assert "sqlembed_batch_size_bucket" in text
-    assert "sqlembed_queue_depth" in text
-    tokens = [ln for ln in text.splitlines() if ln.startswith("sqlembed_tokens_total")]
-    assert tokens and float(tokens[0].split()[-1]) > 0
+def _metrics(url: str) -> dict[str, float]:
+    out = {}
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def test_metrics_count_requests_batches_and_tokens(fake_settings: Settings) -> None:
+    """Counts, not names: one server of its own, so nothing else moves its counters."""
+    ok = 'sqlembed_requests_total{method="POST",route="/api/embed",status="200"}'
+    bad = 'sqlembed_requests_total{method="POST",route="/api/embed",status="400"}'
+    latency = 'sqlembed_request_duration_seconds_count{route="/api/embed"}'
+    with running(fake_settings, backend=FakeBackend()) as srv:
+        before = _metrics(srv.url)
+        r = httpx.post(srv.url + "/api/embed", json={"input": ["one two", "three"]})
+        assert r.status_code == 200
+        assert httpx.post(srv.url + "/api/embed", json={"input": ""}).status_code == 400
+        after = _metrics(srv.url)
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    assert delta[ok] == 1 and delta[bad] == 1 and delta[latency] == 2
+    assert delta["sqlembed_texts_total"] == 2 and delta["sqlembed_batch_size_sum"] == 2
+    assert delta["sqlembed_batch_size_count"] >= 1
+    assert delta["sqlembed_tokens_total"] == r.json()["prompt_eval_count"]  # the tokens the caller was told
+    assert delta["sqlembed_padded_tokens_total"] >= delta["sqlembed_tokens_total"]
+    assert after["sqlembed_queue_depth"] == 0

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -24,4 +25,8 @@ def test_notebook_executes(model_dir: Path, tmp_path: Path, monkeypatch: pytest.
     assert png.stat().st_size > 10_000
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "weather" in outputs and "rows (nothing changed)" in outputs
-    assert os.environ["SQLEMBED_NOTEBOOK_DIR"] == str(tmp_path)
+    # The notebook's own database, in the folder it was told to use: every product has its vector.
+    (db,) = tmp_path.glob("*.db")
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        rows, embedded = conn.execute("SELECT count(*), count(embedding) FROM products").fetchone()
+    assert rows > 0 and embedded == rows

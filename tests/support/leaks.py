@@ -1,14 +1,16 @@
 """What the suite must never leak: secrets it used, and where they could have leaked to.
 
 Servers started by tests register their API keys and database URLs here, in-process log records
-and error bodies (status >= 400) are captured, and tests/zz_leaks scans all of it, plus every
-*.log file under the session's temporary directory (subprocess servers), at the end of the run.
+and error bodies (status >= 400) are captured, and ``scan`` looks through all of it, plus every
+*.log file under the session's temporary directory (subprocess servers), when the session ends
+(tests/conftest.py: in every pytest-xdist worker, over what that worker ran).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from urllib.parse import urlsplit
 
 SECRETS: set[str] = set()
@@ -47,3 +49,22 @@ class CaptureHandler(logging.Handler):
             capture(self.format(record))
         except Exception:  # a handler must never break the code under test
             self.handleError(record)
+
+
+def scan(root: Path, secrets: set[str] | None = None, captured: list[str] | None = None) -> list[str]:
+    """Every place a registered secret shows up: captured log lines and error bodies, and the
+    *.log files under ``root``. Where secrets were used, the capture itself is checked too (a
+    scan over nothing proves nothing)."""
+    secrets = SECRETS if secrets is None else secrets
+    captured = CAPTURED if captured is None else captured
+    if not secrets:
+        return []
+    found = []
+    if not any(" sqlembed." in t for t in captured):
+        found.append("secrets were used but none of the service's own log records was captured")
+    found += [f"{s[:4]}... in a log line or error body: {text.replace(s, s[:4] + '...')[:200]}"
+              for text in captured for s in secrets if s in text]
+    for path in (p for p in root.rglob("*.log") if p.is_file()):
+        text = path.read_text(errors="replace")
+        found += [f"{s[:4]}... in {path.relative_to(root)}" for s in secrets if s in text]
+    return found

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from sqlembed.db.deploy import APPLOCK, DeployError, deploy
+from sqlembed.db.deploy import APPLOCK, deploy
 from sqlembed.db.sqlfiles import load
 from sqlembed.db.variables import resolve
+from sqlembed.errors import DeployError
 
 VALUES = resolve({"SQLEMBED_URL": "https://embed.example.internal:8888", "SQLEMBED_API_KEY": "super-secret-key"})
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from sqlembed.db.sqlfiles import SqlFile, migration_block, substitute
 from sqlembed.db.variables import SECRET_VARS
-from sqlembed.errors import SqlembedError
+from sqlembed.errors import DeployError, SqlembedError
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,6 @@ class Connection(Protocol):
     """An autocommit DB-API connection: deploy opens transactions itself where it needs them."""
 
     def cursor(self) -> Any: ...
-
-
-class DeployError(SqlembedError):
-    """A batch failed: names the file and the batch's first line."""
-
-    def __init__(self, file: str, line: int, message: str) -> None:
-        super().__init__(f"{file}:{line}: {message}")
-        self.file, self.line = file, line
 
 
 @dataclass
