@@ -35,8 +35,8 @@ def _resolve(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def test_spec_matches_the_routes(base_url: str) -> None:
-    served = httpx.get(base_url + "/openapi.json").json()
+def test_spec_matches_the_routes(fake_url: str) -> None:
+    served = httpx.get(fake_url + "/openapi.json").json()
     assert served["openapi"].startswith("3.1")
     methods = {"get", "post", "put", "patch", "delete", "head"}
     documented = {(m.upper(), p) for p, ops in served["paths"].items() for m in ops if m in methods}
@@ -114,6 +114,6 @@ def test_every_documented_example_validates() -> None:
 
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-def test_no_server_errors_and_responses_conform(case: schemathesis.Case, base_url: str) -> None:
-    case.call_and_validate(base_url=base_url, timeout=30,
+def test_no_server_errors_and_responses_conform(case: schemathesis.Case, fake_url: str) -> None:
+    case.call_and_validate(base_url=fake_url, timeout=30,
                            checks=[not_a_server_error, status_code_conformance, response_schema_conformance])

@@ -25,6 +25,7 @@ from sqlembed.benchmark.cluster import free_port, wait_port
 from sqlembed.settings import Settings
 from sqlembed.tls import TlsFiles
 from tests.support import leaks
+from tests.support.fake import FakeBackend
 from tests.support.server import ServerThread, running, with_settings
 
 pytestmark = pytest.mark.slow
@@ -59,16 +60,16 @@ def executed_sql() -> Iterator[list[str]]:
 
 
 @pytest.fixture()
-def job_server(base_settings: Settings, tmp_path: Path) -> Iterator[tuple[ServerThread, Path]]:
+def job_server(fake_settings: Settings, tmp_path: Path) -> Iterator[tuple[ServerThread, Path]]:
     db = tmp_path / "app.db"
     conn = sqlite3.connect(db)
     conn.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT, embedding TEXT)")
     conn.execute("INSERT INTO docs (id, body) VALUES (1, 'one')")
     conn.commit()
     conn.close()
-    settings = with_settings(base_settings, databases=json.dumps({"app": f"sqlite:///{db}"}),
+    settings = with_settings(fake_settings, databases=json.dumps({"app": f"sqlite:///{db}"}),
                              state_dir=tmp_path / "state")
-    with running(settings) as srv:
+    with running(settings, backend=FakeBackend()) as srv:
         yield srv, db
 
 
@@ -117,15 +118,15 @@ def test_embed_table_cli_refuses_hostile_identifiers(tmp_path: Path) -> None:
     conn.close()
 
 
-def test_several_keys_and_rotation_through_the_keys_file(base_settings: Settings, tmp_path: Path) -> None:
+def test_several_keys_and_rotation_through_the_keys_file(fake_settings: Settings, tmp_path: Path) -> None:
     keys_file = tmp_path / "keys"
     old, new, fixed = "rotate-old-4f1c2a", "rotate-new-9b7d3e", "fixed-key-2c8e1f"
     for k in (old, new, fixed):
         leaks.register(k)
     keys_file.write_text(f"# one key per line\n{old}\n")
-    settings = with_settings(base_settings, api_keys=fixed, api_keys_file=keys_file)
+    settings = with_settings(fake_settings, api_keys=fixed, api_keys_file=keys_file)
     body = {"model": "all-minilm", "input": "rotate"}
-    with running(settings) as srv:
+    with running(settings, backend=FakeBackend()) as srv:
         def status(key: str) -> int:
             return httpx.post(srv.url + "/api/embed", json=body, headers={"api-key": key}).status_code
 
@@ -213,11 +214,11 @@ def _client_can_speak_tls11(files: TlsFiles) -> bool:
             t.join(5)
 
 
-def test_tls_below_1_2_is_refused(base_settings: Settings, tls_files: TlsFiles, server_tls: ssl.SSLContext) -> None:
+def test_tls_below_1_2_is_refused(fake_settings: Settings, tls_files: TlsFiles, server_tls: ssl.SSLContext) -> None:
     if not _client_can_speak_tls11(tls_files):
         pytest.skip("this OpenSSL cannot negotiate TLS 1.1 even with a permissive server: a refusal proves nothing")
     trust = ssl.create_default_context(cafile=str(tls_files.ca_cert))
-    with running(base_settings, ssl_context=server_tls, verify=trust) as srv:
+    with running(fake_settings, ssl_context=server_tls, verify=trust, backend=FakeBackend()) as srv:
         with pytest.raises(httpx.ConnectError):
             httpx.get(srv.url + "/healthz", verify=_tls11_client(tls_files.ca_cert))
         for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
@@ -226,8 +227,8 @@ def test_tls_below_1_2_is_refused(base_settings: Settings, tls_files: TlsFiles, 
             assert httpx.get(srv.url + "/healthz", verify=ctx).status_code == 200
 
 
-def test_body_size_and_json_depth_are_bounded(base_settings: Settings) -> None:
-    with running(with_settings(base_settings, max_body_bytes=64 * 1024)) as srv:
+def test_body_size_and_json_depth_are_bounded(fake_settings: Settings) -> None:
+    with running(with_settings(fake_settings, max_body_bytes=64 * 1024), backend=FakeBackend()) as srv:
         big = httpx.post(srv.url + "/v1/embeddings", content=b'{"input": "' + b"x" * 70_000 + b'"}',
                          headers={"content-type": "application/json"})
         assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"

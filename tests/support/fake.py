@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +31,21 @@ MAX_SEQ = 256
 class FakeBackend:
     name = "fake"
 
-    def __init__(self, hidden: int = HIDDEN, vocab: int = 30522, seed: int = 7) -> None:
+    def __init__(self, hidden: int = HIDDEN, vocab: int = 30522, seed: int = 7, seconds_per_batch: float = 0.0) -> None:
+        """``seconds_per_batch``: time each forward takes (a sleep, as a GPU wait releases the GIL),
+        for tests about what happens while the engine is busy."""
         rng = np.random.default_rng(seed)
         self._table = rng.standard_normal((vocab, hidden)).astype(np.float32)
         self.batches = 0
         self.rows = 0
+        self.seconds_per_batch = seconds_per_batch
 
     def forward(self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
                 ) -> npt.NDArray[np.float32]:
         self.batches += 1
         self.rows += int(input_ids.shape[0])
+        if self.seconds_per_batch:
+            time.sleep(self.seconds_per_batch)
         out: npt.NDArray[np.float32] = self._table[input_ids % len(self._table)]
         return out
 
@@ -73,3 +79,13 @@ def write_fake_model(root: Path, precision: str = "fp32", name: str = DEFAULT_MO
     }
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     return root
+
+
+def fake_engine(root: Path, **engine: Any) -> Any:
+    """An opened ``Embedder`` over the fake model (written under ``root`` if missing)."""
+    from sqlembed.engine.config import EngineSettings
+    from sqlembed.engine.opener import open_embedder
+
+    if not (root / model_id(DEFAULT_MODEL, "fp32") / "manifest.json").is_file():
+        write_fake_model(root)
+    return open_embedder(EngineSettings(model_dir=root, model=DEFAULT_MODEL, **engine), backend=FakeBackend())

@@ -1,10 +1,10 @@
-"""The micro-batcher against the real engine: same vectors, fairness, overload, cancellation."""
+"""The micro-batcher over the fake engine (tests/support/fake.py; the real engine's batch
+invariance is tests/fidelity's): same vectors, fairness, overload, cancellation."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,18 +13,16 @@ from sqlembed.benchmark.corpus import paragraphs
 from sqlembed.engine.batcher import Batcher
 from sqlembed.engine.embedder import Embedder
 from sqlembed.errors import Overloaded
-from tests.support.engines import open_engine
-
-pytestmark = pytest.mark.slow
+from tests.support.fake import FakeBackend, fake_engine
 
 
 @pytest.fixture(scope="module")
-def embedder(model_dir: Path) -> Embedder:
-    return open_engine(model_dir)
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
+    return fake_engine(tmp_path_factory.mktemp("fake-model"))  # type: ignore[no-any-return]
 
 
 class Gate:
-    """Wraps the real backend so a test can hold inference at a known point."""
+    """Wraps a backend so a test can hold inference at a known point."""
 
     def __init__(self, inner: object) -> None:
         self.inner = inner
@@ -97,6 +95,8 @@ def test_overload_raises_and_keeps_accepted_work(embedder: Embedder) -> None:
 
 def test_small_request_is_not_starved_by_a_large_one(embedder: Embedder) -> None:
     order: list[int] = []
+    # 50 batches of 8 at 5 ms each: the bulk is still running when the single text arrives.
+    embedder = Embedder(FakeBackend(seconds_per_batch=0.005), embedder.tokenizer, embedder.manifest)
 
     async def main() -> None:
         b = Batcher(embedder, max_batch_items=8, max_batch_tokens=100_000, max_wait_ms=0)
