@@ -103,7 +103,8 @@ def summary(exc: BaseException, *, limit: int = 300, secrets: tuple[str, ...] = 
     lines = text.splitlines()
     # Spark: the Python error is the line that names one, below the JVM's preamble.
     named = [ln.strip() for ln in lines[1:] if "Error:" in ln or "Exception:" in ln]
-    first = named[-1] if named else (lines[0].strip() if lines else "")
+    # py4j prints the Java exception as "\t: org.apache...Exception: ...": the ": " is not the message.
+    first = named[-1].lstrip(": \t") if named else (lines[0].strip() if lines else "")
     for s in secrets:
         if s:
             first = first.replace(s, "<secret>")

@@ -16,6 +16,8 @@ def test_summary_is_type_and_first_line_cut_to_the_limit() -> None:
 def test_summary_keeps_the_python_error_below_a_jvm_preamble() -> None:
     text = "An error occurred while calling o123.collect.\n  File \"x.py\"\nValueError: the real one\n\tat org.apache"
     assert e.summary(RuntimeError(text)) == "ValueError: the real one"
+    py4j = "An error occurred while calling o1.collect.\n: org.apache.spark.SparkException: Job 0 cancelled"
+    assert e.summary(RuntimeError(py4j)) == "org.apache.spark.SparkException: Job 0 cancelled"
     # One line that names an error is kept whole, with its own type in front.
     line = "Driver Error: refused; DDBC Error: TCP"
     assert e.summary(OSError(line)) == f"OSError: {line}"
