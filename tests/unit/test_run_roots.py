@@ -1,0 +1,34 @@
+"""sqlembed/run: the composition roots build what their process needs from Settings, and only that."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlembed.fronts.front import PROXIED
+from sqlembed.run.bulk import bulk_settings
+from sqlembed.run.front import front_app
+from sqlembed.settings import Settings
+
+
+def test_bulk_settings_come_from_the_settings(tmp_path: Path) -> None:
+    s = Settings(model_dir=tmp_path, model="m", precision="int8", threads=3, task_threads=5, job_batch_rows=7,
+                 db_retry_s=3.5, vector_type="float16", dispatch_host="driver.local", progress_port=9123)
+    b = bulk_settings(s)
+    assert (b.engine.model_dir, b.engine.model, b.engine.precision, b.engine.threads) == (tmp_path, "m", "int8", 5)
+    assert (b.batch_rows, b.db_retry_s, b.vector_type, b.progress_host, b.progress_port) == (
+        7, 3.5, "float16", "driver.local", 9123)
+    job = b.job(spec=None, batch_rows=None, dimensions=64)  # type: ignore[arg-type]  # None keeps the default
+    assert (job.batch_rows, job.dimensions) == (7, 64)
+
+
+def test_a_front_answers_the_stateful_routes_through_the_host(tmp_path: Path) -> None:
+    app = front_app(Settings(model_dir=tmp_path, api_keys=""), tmp_path, b"k" * 32)
+    by_path: dict[str, set[str]] = {}
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter", "")
+        by_path.setdefault(path, set()).add(getattr(route.handler, "__qualname__", ""))
+    assert set(by_path) >= PROXIED
+    for path, handlers in by_path.items():
+        proxied = {h for h in handlers if h == "HostProxy.handle"}
+        assert bool(proxied) == (path in PROXIED), (path, handlers)
