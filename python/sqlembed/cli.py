@@ -130,10 +130,9 @@ def cmd_db_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connect(args: argparse.Namespace) -> Any:
+def _connect(args: argparse.Namespace, settings: Settings) -> Any:
     from sqlembed.db.connect import connect
 
-    settings = _settings(args)
     dsn = args.dsn or settings.dsn.get_secret_value()
     if not dsn:
         raise SqlembedError("give --dsn or set SQLEMBED_DSN (an ODBC connection string or mssql+pyodbc:// URL)")
@@ -153,7 +152,7 @@ def cmd_db_deploy(args: argparse.Namespace) -> int:
     values = _db_values(args, api_key=key)
     settings = _settings(args)
     files = load(settings.sql_dir)
-    conn = _connect(args)
+    conn = _connect(args, settings)
     report = deploy(conn, files, values, version=__version__,
                     on_batch=lambda name: log.debug("ran a batch of %s", name))
     print(f"deployed sqlembed {__version__}: migrations applied {report.applied_migrations or 'none'}, "
@@ -164,7 +163,7 @@ def cmd_db_deploy(args: argparse.Namespace) -> int:
 def cmd_db_status(args: argparse.Namespace) -> int:
     from sqlembed.db.deploy import status
 
-    print(json.dumps(status(_connect(args)), indent=2))
+    print(json.dumps(status(_connect(args, _settings(args))), indent=2))
     return 0
 
 

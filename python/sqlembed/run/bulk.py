@@ -13,10 +13,9 @@ from dataclasses import replace
 from typing import Any
 
 from sqlembed.db.targets import TableSpec
-from sqlembed.engine.opener import load_manifest
 from sqlembed.run.engine import ensure_model
 from sqlembed.settings import Settings
-from sqlembed.spark.job import BulkSettings, JobResult, Progress, run
+from sqlembed.spark.job import BulkSettings, Decision, JobResult, Progress, decide, run
 from sqlembed.spark.session import build_session, spark_conf
 
 log = logging.getLogger("sqlembed")
@@ -52,8 +51,10 @@ def embed_table(settings: Settings, spec: TableSpec, *, spark_master: str | None
     """Run one job (``watch``: one sync per interval until interrupted). ``fields``: per-job
     options of ``BulkJob`` (dimensions, batch_rows, sync, expect_database)."""
     ensure_model(settings)
-    load_manifest(settings.engine_settings())  # not built: one clear error before Spark starts
     job = bulk_settings(settings).job(spec, **fields)
+    # Decided before Spark starts (a model not built, a table or column missing: one clear error
+    # at once); the first sync runs with this decision, later ones decide again (the table may change).
+    decision: Decision | None = decide(job)
     spark = build_session(spark_conf(spark_master or settings.spark_master, gpu=settings.spark_gpu,
                                      task_gpu_amount=settings.spark_task_gpu_amount))
     tty = sys.stderr.isatty()
@@ -68,7 +69,8 @@ def embed_table(settings: Settings, spec: TableSpec, *, spark_master: str | None
                     sys.stderr.flush()
 
             # Decided on every sync: a table altered between two syncs is seen as it is now.
-            result = run(spark, job, on_progress=show)
+            result = run(spark, job, decision=decision, on_progress=show)
+            decision = None
             if tty and result.rows_read:
                 sys.stderr.write("\n")
             print(result_line(spec.table, result), flush=True)

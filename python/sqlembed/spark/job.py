@@ -133,12 +133,11 @@ def decide(job: BulkJob, target: BulkTarget | None = None) -> Decision:
     finally:
         if own:
             target.close()
-    check_dimensions(manifest.dimensions, job.dimensions)
+    dims = job.dimensions or info.vector_dims or manifest.dimensions
+    check_dimensions(manifest.dimensions, dims)  # asked for, or a column wider than the model
     if job.dimensions is not None and info.vector_dims is not None and job.dimensions != info.vector_dims:
         raise InvalidInput(f"{info.vector} is VECTOR({info.vector_dims}); dimensions={job.dimensions} does not fit it",
                            param="dimensions")
-    dims = job.dimensions or info.vector_dims or manifest.dimensions
-    check_dimensions(manifest.dimensions, dims)  # a column wider than the model
     if job.vector_type is not None and info.vector_dims is not None and job.vector_type != info.vector_type:
         raise InvalidInput(f"{info.vector} holds {info.vector_type} vectors; the job asks for {job.vector_type}")
     # Bulk rows are passages: the model's passage prompt (if it has one) is part of the identity.
