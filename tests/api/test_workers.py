@@ -51,14 +51,18 @@ def _serve(model_dir: Path, tmp: Path, **env: str) -> Iterator[Served]:
     served = Served(proc, f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + 90
+        answered: set[str] = set()  # fronts seen answering: a started process may not listen yet
         while time.monotonic() < deadline:
             try:
-                if httpx.get(served.url + "/readyz", timeout=2).status_code == 200 and len(served.fronts()) == 2:
+                r = httpx.get(served.url + "/readyz", timeout=2)  # a new connection each time
+                if r.status_code == 200:
+                    answered.add(r.headers["x-request-id"][:16])  # the front's per-process id prefix
+                if len(answered) == 2 and len(served.fronts()) == 2:
                     break
             except httpx.HTTPError:
                 pass
             assert proc.poll() is None, "serve --workers 2 exited"
-            time.sleep(0.3)
+            time.sleep(0.1 if answered else 0.3)
         else:
             raise AssertionError("serve --workers 2 did not become ready")
         yield served
