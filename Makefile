@@ -41,9 +41,13 @@ run: $(VENV)/.server-installed
 # Two workers: most tests wait (servers, Spark, a database, timeouts), so two overlap well on two
 # cores; a third measured no faster (12.5 vs 12.0 min) and made timing-sensitive tests flaky.
 # --dist worksteal: a worker that runs dry takes queued tests from the others.
+# Tests marked `alone` (the soak: p99 over time) then run by themselves, so a neighbour's changing
+# load is not read as the service's; both sessions share one model store.
 TEST_WORKERS ?= 2
+export SQLEMBED_TEST_MODEL_DIR ?= $(abspath $(VENV))/test-models
 test: $(VENV)/.dev-installed
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m "not alone"
+	$(BIN)/pytest -m alone
 
 # No built model, nothing slow: the fake engine's tests, static checks and units.
 test-fast: $(VENV)/.dev-installed

@@ -9,14 +9,12 @@ import pytest
 
 from sqlembed.benchmark.soak import report, run_soak
 
-pytestmark = [pytest.mark.slow, pytest.mark.spark]
+# alone: its p99-over-time check measures the service, not a neighbour's changing load.
+pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.alone]
 
 
 def test_soak_60_seconds(model_dir: Path, tmp_path: Path) -> None:
-    """The soak's checks over 60 s beside the rest of the suite (`make soak` runs 10 minutes alone):
-    nothing fails, leaks or stalls; the request floor only proves it ran (its rate depends on what
-    the other xdist workers are doing)."""
-    r = run_soak(60, model_dir, tmp_path, clients=8, job_rows=400)
+    r = run_soak(60, model_dir, tmp_path, clients=8, job_rows=800)
     print(report(r))
-    assert r.requests > 200 and r.bad_sent > 0 and r.pull_ids_sent > 0, report(r)
+    assert r.requests > 500 and r.bad_sent > 0 and r.pull_ids_sent > 0, report(r)
     assert r.ok(), report(r)
