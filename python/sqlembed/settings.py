@@ -95,7 +95,11 @@ class Settings(BaseSettings):
     max_queue_texts: int = Field(8192, ge=1, description="texts accepted and not yet answered; beyond it, 429")
     max_batch_items: int = Field(32, ge=1, description="texts per inference batch")
     max_batch_tokens: int = Field(4096, ge=16, description="padded tokens per inference batch")
-    max_wait_ms: float = Field(1.0, ge=0, description="how long a lone request waits for company")
+    max_wait_ms: float = Field(
+        0.0, ge=0,
+        description="how long a request that finds the engine idle waits for company; 0 = runs at once "
+        "(arrivals while the engine is busy form the next batch)",
+    )
     max_padding_share: float = Field(
         0.15, ge=0, le=1, description="largest share of an online batch's padded tokens that may be padding"
     )

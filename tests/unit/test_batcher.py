@@ -45,15 +45,18 @@ def test_concurrent_requests_get_their_own_vectors(embedder: Embedder) -> None:
     texts = paragraphs(120)
     expected = embedder.embed(texts)
     sizes = []
+    # A per-batch cost keeps the engine busy while the others arrive: the default batcher has no
+    # timer, so busy is what merges them.
+    busy = Embedder(FakeBackend(seconds_per_batch=0.002), embedder.tokenizer, embedder.manifest)
 
     async def main() -> list[np.ndarray]:
-        b = Batcher(embedder, max_batch_items=16, max_batch_tokens=2048, max_wait_ms=2,
+        b = Batcher(busy, max_batch_items=16, max_batch_tokens=2048,
                     observer=lambda n, *_: sizes.append(n))
         b.start()
         try:
             groups = [texts[i : i + k] for i, k in zip(range(0, 120, 6), [1, 2, 3] * 20, strict=False)]
             groups = [g for g in groups if g]
-            outs = await asyncio.gather(*(b.embed(embedder.tokenize(g)) for g in groups))
+            outs = await asyncio.gather(*(b.embed(busy.tokenize(g)) for g in groups))
             return [o for o in outs], groups  # type: ignore[return-value]
         finally:
             b.close()
@@ -195,3 +198,66 @@ def test_texts_of_one_padded_width_share_a_batch(embedder: Embedder) -> None:
     assert backend.shapes[1:] == [(8, 32)]
     expected = embedder.embed(texts)  # unpadded: padding to 32 must not move a vector
     assert min(float(np.dot(g, e)) for g, e in zip(got, expected, strict=True)) >= 0.99999
+
+
+class TimedWaits(threading.Condition):
+    """A Condition that records every wait with a timeout: the batcher's only timed wait is the
+    opt-in wait for company."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timed: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is not None:
+            self.timed.append(timeout)
+        return super().wait(timeout)
+
+
+@pytest.mark.parametrize(("max_wait_ms", "timed"), [(None, False), (50.0, True)])
+def test_a_lone_request_runs_at_once_unless_a_wait_is_configured(embedder: Embedder, max_wait_ms: float | None,
+                                                                 timed: bool) -> None:
+    """Issue 24: with the default settings a request that finds the engine idle goes straight to
+    it (no timer on SQL Server's row-by-row path); SQLEMBED_MAX_WAIT_MS opts back in, and the
+    recorder sees that wait, so its silence in the default case means something."""
+    from sqlembed.settings import Settings
+
+    wait = Settings().max_wait_ms if max_wait_ms is None else max_wait_ms
+
+    async def main() -> list[float]:
+        b = Batcher(embedder, max_wait_ms=wait)
+        b._cond = cond = TimedWaits()
+        b.start()
+        try:
+            for text in ("one", "two", "three"):
+                got = await b.embed(embedder.tokenize([text]))
+                np.testing.assert_allclose(got[0], embedder.embed([text])[0], atol=1e-5)
+            return cond.timed
+        finally:
+            b.close()
+
+    waits = asyncio.run(main())
+    assert bool(waits) is timed, waits
+
+
+def test_arrivals_while_the_engine_is_busy_form_the_next_batch(embedder: Embedder) -> None:
+    gate = Gate(embedder.backend)
+    gated = Embedder(gate, embedder.tokenizer, embedder.manifest)  # type: ignore[arg-type]
+    sizes: list[int] = []
+
+    async def main() -> None:
+        b = Batcher(gated, max_batch_items=8, observer=lambda n, *_: sizes.append(n))
+        b.start()
+        try:
+            first = asyncio.ensure_future(b.embed(gated.tokenize(["the engine is busy with me"])))
+            await asyncio.to_thread(gate.entered.wait, 10)
+            rest = [asyncio.ensure_future(b.embed(gated.tokenize([f"row {i}"]))) for i in range(5)]
+            await asyncio.sleep(0.02)  # let every arrival reach the pool (no ordering assumed)
+            gate.open.set()
+            await asyncio.gather(first, *rest)
+        finally:
+            gate.open.set()
+            b.close()
+
+    asyncio.run(main())
+    assert sizes == [1, 5], "a lone request runs alone; the five that queued behind it run as one batch"

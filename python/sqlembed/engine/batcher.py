@@ -1,11 +1,15 @@
 """Async micro-batcher: merges concurrent requests into length-grouped batches.
 
-Why this shape: SQL Server's AI_GENERATE_EMBEDDINGS sends one text per HTTP request, many at
-once. Inference runs on one worker thread, one batch at a time, while the event loop keeps
-accepting requests into a bounded pool. Each batch is seeded from the requests in round-robin
-order (so a 2,000-text request cannot starve a single-text one) and filled with pending texts of
-similar length (so padding stays small). Taking a batch at a time, instead of everything pending,
-keeps the engine busy while answered clients send their next request.
+Why this shape: SQL Server's AI_GENERATE_EMBEDDINGS sends one text per HTTP request, sometimes
+many at once, often one after another. Inference runs on one worker thread, one batch at a time,
+while the event loop keeps accepting requests into a bounded pool. No timer: when the engine is
+idle a request runs at once (a lone request's latency is the row-by-row path's speed), and while
+it is busy arrivals queue and form the next batch, as text-embeddings-inference does; under load
+batches fill by themselves (docs/benchmarks.md, "Row by row"). Each batch is seeded from the
+requests in round-robin order (so a 2,000-text request cannot starve a single-text one) and
+filled with pending texts of similar length (so padding stays small). Taking a batch at a time,
+instead of everything pending, keeps the engine busy while answered clients send their next
+request.
 
 Where a batch runs is the placement's business (engine/placement.py): a worker thread first
 leases a free slot, then forms the batch, so batches are formed as late as possible (and so as
@@ -77,7 +81,7 @@ class Batcher:
         max_batch_items: int = 32,
         max_batch_tokens: int = 4096,
         max_queue_texts: int = 8192,
-        max_wait_ms: float = 1.0,
+        max_wait_ms: float = 0.0,
         max_padding_share: float = 0.15,
         retry_after_s: int = 1,
         observer: BatchObserver | None = None,
@@ -222,8 +226,9 @@ class Batcher:
                 if not self._pending:
                     lease.release()
                     continue
-                if len(self._pending) < self.max_batch_items and self.max_wait_s > 0:
-                    # Bounded wait for company: a burst of single-text calls fills one batch.
+                if self.max_wait_s > 0 and len(self._pending) < self.max_batch_items:
+                    # Opt-in only (SQLEMBED_MAX_WAIT_MS): a fixed wait for company delays every
+                    # lone request by it and, measured, buys no throughput under load.
                     deadline = min(it.enqueued for it in self._pending) + self.max_wait_s
                     remaining = deadline - time.monotonic()
                     if remaining > 0:
