@@ -49,6 +49,8 @@ def test_serve_builds_default_model_on_first_start(tmp_path: Path) -> None:
             pytest.fail("server never became ready:\n" + log.read_text())
         text = log.read_text()
         assert "building it now (first start" in text
+        # The server extra brings uvloop (not on Windows) and `auto` serves on it (issue 24).
+        assert "(event loop: uvloop " in text, text
         oc = openai.OpenAI(base_url=url + "/v1", api_key="cli-test-key")
         assert len(oc.embeddings.create(model="all-minilm", input="from the CLI").data[0].embedding) == 384
         ol = ollama.Client(host=url, headers={"Authorization": "Bearer cli-test-key"})

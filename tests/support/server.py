@@ -15,6 +15,7 @@ from aiohttp import web
 
 from sqlembed.api.accesslog import AccessLogger
 from sqlembed.engine.backend import Backend
+from sqlembed.run.loop import new_event_loop
 from sqlembed.run.service import service_app
 from sqlembed.settings import Settings
 from tests.support import leaks
@@ -85,7 +86,8 @@ class ServerThread:
         self.backend = backend
         self.ssl_context = ssl_context
         self.port = 0
-        self._loop = asyncio.new_event_loop()
+        # The loop `sqlembed serve` runs on (uvloop where installed): tests meet its transports and TLS.
+        self._loop = new_event_loop(settings)
         self._started = threading.Event()
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from sqlembed.errors import SqlembedError
 from sqlembed.fronts.front import PROXIED
 from sqlembed.run.bulk import bulk_settings
 from sqlembed.run.front import front_app
@@ -32,3 +38,37 @@ def test_a_front_answers_the_stateful_routes_through_the_host(tmp_path: Path) ->
     for path, handlers in by_path.items():
         proxied = {h for h in handlers if h == "HostProxy.handle"}
         assert bool(proxied) == (path in PROXIED), (path, handlers)
+
+
+@pytest.mark.parametrize(("choice", "expected"), [("auto", "uvloop"), ("uvloop", "uvloop"), ("asyncio", "asyncio")])
+def test_the_server_event_loop_is_the_one_chosen(tmp_path: Path, choice: str, expected: str) -> None:
+    from sqlembed.run.loop import describe, new_event_loop
+
+    pytest.importorskip("uvloop", reason="uvloop is part of the server extra except on Windows")
+    loop = new_event_loop(Settings(model_dir=tmp_path, event_loop=choice))
+    try:
+        assert describe(loop).split()[0] == expected
+        assert loop.run_until_complete(asyncio.sleep(0, "ran")) == "ran"
+    finally:
+        loop.close()
+
+
+def test_uvloop_asked_for_and_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlembed.run import loop as loopmod
+
+    real_import = builtins.__import__
+
+    def no_uvloop(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "uvloop":
+            raise ImportError("No module named 'uvloop'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_uvloop)
+    monkeypatch.setattr(loopmod.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(SqlembedError, match="SQLEMBED_EVENT_LOOP=uvloop but uvloop is not installed"):
+        loopmod.new_event_loop(Settings(model_dir=tmp_path, event_loop="uvloop"))
+    auto = loopmod.new_event_loop(Settings(model_dir=tmp_path, event_loop="auto"))  # falls back, no error
+    try:
+        assert loopmod.describe(auto) == "asyncio"
+    finally:
+        auto.close()

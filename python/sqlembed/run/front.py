@@ -48,6 +48,7 @@ def front_app(settings: Settings, run_dir: Path, key: bytes) -> web.Application:
 
 def main(run_dir: Path) -> None:
     from sqlembed.api.accesslog import AccessLogger
+    from sqlembed.run.loop import new_event_loop
     from sqlembed.run.service import check_tls
 
     data = json.loads(sys.stdin.readline())
@@ -56,7 +57,7 @@ def main(run_dir: Path) -> None:
                         format="%(asctime)s %(levelname)s %(name)s[front %(process)d]: %(message)s")
     app = front_app(settings, run_dir, bytes.fromhex(data["key"]))
     web.run_app(app, host=settings.host, port=settings.port, reuse_port=True, ssl_context=check_tls(settings),
-                access_log_class=AccessLogger, print=None)
+                access_log_class=AccessLogger, print=None, loop=new_event_loop(settings))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from pydantic import SecretStr
 
 from sqlembed import __version__
 from sqlembed.engine.embedder import Embedder
+from sqlembed.run.loop import new_event_loop
 from sqlembed.settings import Settings
 
 log = logging.getLogger("sqlembed")
@@ -150,6 +151,7 @@ def serve_with_fronts(settings: Settings, embedder: Embedder | None = None) -> N
     app.cleanup_ctx.append(engine_socket)
     try:
         # No access log here: the fronts log every request once, the proxied ones included.
-        web.run_app(app, path=str(run_dir / "app.sock"), access_log=None, print=None)
+        web.run_app(app, path=str(run_dir / "app.sock"), access_log=None, print=None,
+                    loop=new_event_loop(settings))
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -173,12 +173,15 @@ def check_tls(settings: Settings) -> Any:
 def serve(settings: Settings) -> None:
     """Run the service until stopped (one process; ``workers > 1``: run/host.py)."""
     from sqlembed.api.accesslog import AccessLogger
+    from sqlembed.run.loop import describe, new_event_loop
 
     ssl_ctx = check_tls(settings)
     keyless = not settings.api_key_list() and settings.api_keys_file is None
     if keyless and settings.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s without API keys: set SQLEMBED_API_KEYS", settings.host)
-    log.info("sqlembed %s on %s://%s:%d", __version__, "https" if ssl_ctx else "http", settings.host, settings.port)
+    loop = new_event_loop(settings)
+    log.info("sqlembed %s on %s://%s:%d (event loop: %s)", __version__, "https" if ssl_ctx else "http",
+             settings.host, settings.port, describe(loop))
     # Opened before the port opens: a missing or corrupt model is one clear line and exit code 2.
     app = service_app(settings, open_engine(settings))
     if settings.api_keys_file is not None:
@@ -189,4 +192,4 @@ def serve(settings: Settings) -> None:
 
         app.on_startup.append(on_sighup)
     web.run_app(app, host=settings.host, port=settings.port, ssl_context=ssl_ctx,
-                access_log_class=AccessLogger, print=None)
+                access_log_class=AccessLogger, print=None, loop=loop)
