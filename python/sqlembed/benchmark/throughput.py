@@ -83,11 +83,13 @@ def bench_engine(model_dir: Path, precision: str, texts: list[str], tokens: int)
 
 
 class Service:
-    def __init__(self, model_dir: Path, precision: str, extra_env: dict[str, str]) -> None:
+    def __init__(self, model_dir: Path, precision: str, extra_env: dict[str, str], src: Path | None = None) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "SQLEMBED_MODEL_DIR": str(model_dir), "SQLEMBED_PRECISION": precision,
                "SQLEMBED_LOG_LEVEL": "WARNING", "SQLEMBED_API_KEYS": "", **extra_env}
+        if src is not None:  # an A/B: the same benchmark against another source tree's service
+            env["PYTHONPATH"] = str(src / "python")
         self.proc = subprocess.Popen([sys.executable, "-m", "sqlembed", "serve", "--port", str(self.port)], env=env)
 
     async def wait_ready(self, session: Any) -> None:
@@ -134,23 +136,23 @@ async def _drive(url: str, items: list[list[str]], concurrency: int) -> tuple[fl
 
 
 async def bench_service(model_dir: Path, precision: str, texts: list[str], tokens: int, clients: int,
-                        env: dict[str, str]) -> list[Result]:
+                        env: dict[str, str], src: Path | None = None, label: str = "service") -> list[Result]:
     import aiohttp
 
-    svc = Service(model_dir, precision, env)
+    svc = Service(model_dir, precision, env, src)
     try:
         async with aiohttp.ClientSession() as s:
             await svc.wait_ready(s)
         await _drive(svc.url, [[t] for t in texts[:200]], clients)  # warm connections and arenas
         secs, lat = await _drive(svc.url, [[t] for t in texts], clients)
-        single = Result(f"service, {clients} clients x 1 text", precision, len(texts), tokens, secs, lat)
+        single = Result(f"{label}, {clients} clients x 1 text", precision, len(texts), tokens, secs, lat)
         # The same texts again: the steady state of a service that has met its batch shapes
         # (OpenVINO compiles kernels per new shape; the first pass pays for them).
         secs, lat = await _drive(svc.url, [[t] for t in texts], clients)
-        again = Result(f"service, {clients} clients x 1 text, again", precision, len(texts), tokens, secs, lat)
+        again = Result(f"{label}, {clients} clients x 1 text, again", precision, len(texts), tokens, secs, lat)
         batches = [texts[i : i + 64] for i in range(0, len(texts), 64)]
         secs, lat = await _drive(svc.url, batches, 2)
-        multi = Result("service, 64-text requests (2 clients)", precision, len(texts), tokens, secs, lat)
+        multi = Result(f"{label}, 64-text requests (2 clients)", precision, len(texts), tokens, secs, lat)
         return [single, again, multi]
     finally:
         svc.stop()
@@ -163,12 +165,13 @@ def _fmt(v: float | None, unit: str = "") -> str:
 def report(results: list[Result]) -> str:
     base = results[0]
     engine = {r.precision: r for r in results if r.name.startswith("sqlembed engine")}
-    lines = [f"{'phase':44} {'prec':5} {'sent/s':>9} {'tok/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+    lines = [f"{'phase':52} {'prec':5} {'sent/s':>9} {'tok/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
              f"{'x base':>7} {'x engine':>8}"]
     for r in results:
         eng = engine.get(r.precision)
-        vs_engine = f"{r.per_s / eng.per_s:.2f}" if eng is not None and r.name.startswith("service") else "-"
-        lines.append(f"{r.name:44} {r.precision:5} {r.per_s:9.1f} {r.tokens_per_s:10,.0f} "
+        served = not r.name.startswith(("sqlembed engine", "sentence"))
+        vs_engine = f"{r.per_s / eng.per_s:.2f}" if eng is not None and served else "-"
+        lines.append(f"{r.name:52} {r.precision:5} {r.per_s:9.1f} {r.tokens_per_s:10,.0f} "
                      f"{_fmt(r.pct(50)):>8} {_fmt(r.pct(99)):>8} {r.per_s / base.per_s:7.2f} {vs_engine:>8}")
     return "\n".join(lines)
 
@@ -184,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-service", action="store_true")
     p.add_argument("--json", help="also write results to this JSON file")
     p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the service (repeatable)")
+    p.add_argument("--baseline-src", type=Path,
+                   help="also run the service phases from this source tree (an A/B of a change, in one run)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="service phases this many times (alternating with the baseline source)")
+    p.add_argument("--skip-baseline", action="store_true",
+                   help="skip sentence-transformers (the engine is then the first row)")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -207,13 +216,18 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     env = dict(kv.split("=", 1) for kv in args.env)
 
-    results = [bench_baseline(texts, tokens, args.baseline_batch)]
-    print(report(results), flush=True)
+    results = [] if args.skip_baseline else [bench_baseline(texts, tokens, args.baseline_batch)]
+    if results:
+        print(report(results), flush=True)
     for prec in precisions:
         results.append(bench_engine(model_dir, prec, texts, tokens))
     for prec in precisions:
-        if not args.skip_service:
+        for _ in range(args.repeat if not args.skip_service else 0):
             results += asyncio.run(bench_service(model_dir, prec, texts, tokens, args.clients, env))
+            if args.baseline_src:
+                results += asyncio.run(bench_service(model_dir, prec, texts, tokens, args.clients, env,
+                                                     args.baseline_src, f"baseline ({args.baseline_src.name})"))
+            print(report(results), flush=True)
     print()
     print(report(results))
     if args.json:
