@@ -20,3 +20,14 @@ def test_a_scan_over_nothing_captured_is_itself_a_finding(tmp_path: Path) -> Non
     assert leaks.scan(tmp_path, {"k3y-0123456789"}, []) == [
         "secrets were used but none of the service's own log records was captured"]
     assert leaks.scan(tmp_path, set(), []) == []
+
+
+def test_a_served_subprocess_log_file_counts_as_the_capture(tmp_path: Path) -> None:
+    """A session of subprocess-only tests (e.g. tests/api/test_serve_cli.py alone) has no
+    in-process records; the service's own log file is the capture then, and is scanned."""
+    (tmp_path / "serve.log").write_text("2026-12-07 INFO sqlembed: ready\n")
+    assert leaks.scan(tmp_path, {"k3y-0123456789"}, []) == []
+    (tmp_path / "other.log").write_text("nothing of the service's\n")
+    (tmp_path / "serve.log").unlink()
+    assert leaks.scan(tmp_path, {"k3y-0123456789"}, []) == [
+        "secrets were used but none of the service's own log records was captured"]
