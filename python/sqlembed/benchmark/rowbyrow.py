@@ -6,16 +6,24 @@ makes its calls one after another, rows/s is 1 / latency. Phases, in one run, on
 
   1. the engine in process, one text per call (``Embedder.embed([text])``, the service's own
      engine settings): the floor the service is measured against;
-  2. the service over HTTP with keep-alive (Ollama's ``/api/embed`` body, as SQL Server sends it);
+  2. the service over HTTP (Ollama's ``/api/embed`` body, as SQL Server sends it): keep-alive,
+     and a new connection per call;
   3. the service over HTTPS (TLS 1.3, the ECDSA certificate of ``sqlembed tls selfsigned``):
      keep-alive; a new connection per call with a full handshake; a new connection per call that
-     resumes the previous TLS session (a session ticket);
-  4. optionally the same service started from another source tree (``--baseline-src``: an A/B of
+     resumes the previous TLS session (a session ticket); the same three on ``GET /healthz``,
+     which never reaches the engine (TLS alone);
+  4. where nginx is installed, nginx terminating TLS in front of the HTTP service (native TLS,
+     kept-alive upstream connections), the same three ways;
+  5. optionally the same service started from another source tree (``--baseline-src``: an A/B of
      a change in the same run);
-  5. optionally llama.cpp's own server (the engine inside Ollama) on the same model converted to
+  6. optionally llama.cpp's own server (the engine inside Ollama) on the same model converted to
      GGUF (``bench/llama_cpp.sh`` builds both), keep-alive, its OpenAI route;
-  6. the keyed-rows route ``sqlembed.embed_rows`` calls (``/v1/sqlserver/embed``), rows per call
+  7. the keyed-rows route ``sqlembed.embed_rows`` calls (``/v1/sqlserver/embed``), rows per call
      as ``--rows-per-call``: the service's share of pull mode, for the DBA's comparison.
+
+Phases 1-6 take turns every ``--block`` calls over ``--rounds`` rounds, so a slow minute of a
+shared machine lands on all of them alike; every served phase's vectors are compared with the
+engine's (min cosine).
 
 The client is a raw HTTP/1.1 client over loopback with requests built before the clock starts,
 so the figures are the server's latency plus the least a client can add; it shares the two cores
