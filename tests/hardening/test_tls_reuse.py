@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sqlembed.benchmark.rowbyrow import _Client
+from sqlembed.benchmark.rowbyrow import RawClient
 from sqlembed.settings import Settings
 from sqlembed.tls import TlsFiles
 from tests.support.fake import FakeBackend
@@ -46,7 +46,7 @@ def test_tls13_with_the_ecdsa_certificate(tls_server: ServerThread, client_ctx: 
 
 
 def test_a_returning_client_resumes_its_session(tls_server: ServerThread, client_ctx: ssl.SSLContext) -> None:
-    client = _Client(tls_server.port, "/api/embed", ctx=client_ctx, new_conn=True, resume=True)
+    client = RawClient(tls_server.port, "/api/embed", ctx=client_ctx, new_conn=True, resume=True)
     request = client.request(BODY)
     replies = [json.loads(client.post(request)) for _ in range(5)]
     assert all(len(r["embeddings"][0]) == 384 for r in replies)
@@ -55,7 +55,7 @@ def test_a_returning_client_resumes_its_session(tls_server: ServerThread, client
 
 def test_a_client_that_does_not_offer_a_session_gets_a_full_handshake(tls_server: ServerThread,
                                                                       client_ctx: ssl.SSLContext) -> None:
-    client = _Client(tls_server.port, "/api/embed", ctx=client_ctx, new_conn=True)
+    client = RawClient(tls_server.port, "/api/embed", ctx=client_ctx, new_conn=True)
     request = client.request(BODY)
     for _ in range(3):
         client.post(request)
@@ -64,7 +64,7 @@ def test_a_client_that_does_not_offer_a_session_gets_a_full_handshake(tls_server
 
 def test_keep_alive_serves_serial_calls_on_one_connection(tls_server: ServerThread,
                                                           client_ctx: ssl.SSLContext) -> None:
-    client = _Client(tls_server.port, "/api/embed", ctx=client_ctx)
+    client = RawClient(tls_server.port, "/api/embed", ctx=client_ctx)
     request = client.request(BODY)
     client.post(request)
     first = client._sock

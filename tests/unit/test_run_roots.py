@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import builtins
+import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -56,15 +55,9 @@ def test_the_server_event_loop_is_the_one_chosen(tmp_path: Path, choice: str, ex
 def test_uvloop_asked_for_and_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlembed.run import loop as loopmod
 
-    real_import = builtins.__import__
-
-    def no_uvloop(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "uvloop":
-            raise ImportError("No module named 'uvloop'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_uvloop)
-    monkeypatch.setattr(loopmod.importlib.util, "find_spec", lambda name: None)
+    # None in sys.modules: `import uvloop` raises ImportError and find_spec answers None, as
+    # where it is not installed.
+    monkeypatch.setitem(sys.modules, "uvloop", None)
     with pytest.raises(SqlembedError, match="SQLEMBED_EVENT_LOOP=uvloop but uvloop is not installed"):
         loopmod.new_event_loop(Settings(model_dir=tmp_path, event_loop="uvloop"))
     auto = loopmod.new_event_loop(Settings(model_dir=tmp_path, event_loop="auto"))  # falls back, no error

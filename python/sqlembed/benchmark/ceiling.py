@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,17 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlembed.benchmark.bulk import texts_for
+from sqlembed.benchmark.cluster import free_port
 from sqlembed.benchmark.corpus import paragraphs
 from sqlembed.benchmark.instant import A100_NS_PER_TOKEN
 from sqlembed.benchmark.machine import describe
 
 MODEL = "all-minilm"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- the servers (each runs as its own process: ``python -m sqlembed.benchmark.ceiling serve-...``)
@@ -223,7 +217,7 @@ def bench_fronts(args: argparse.Namespace, model_dir: Path) -> None:
     multi = [json.dumps({"model": MODEL, "input": sentences[i: i + 64]}) for i in range(0, 64 * 20, 64)]
     work = Path(tempfile.mkdtemp(prefix="sqlembed-ceiling-"))
     d = args.seconds
-    port = _free_port()
+    port = free_port()
     floor = Server(["serve-floor", "--model-dir", str(model_dir)], server_cores, port)
     try:
         f1 = run_wrk("floor, single-text (32 conn)", floor.url, single, 1, 32, d, client_cores, floor.proc.pid, work)
@@ -234,7 +228,7 @@ def bench_fronts(args: argparse.Namespace, model_dir: Path) -> None:
     _print(f64)
     for ns in args.ns_per_token:
         for workers in args.workers:
-            port = _free_port()
+            port = free_port()
             svc = Server(["serve-service", "--model-dir", str(model_dir), "--ns-per-token", str(ns),
                           "--workers", str(workers)], server_cores, port)
             label = f"service x{workers}, {'instant' if not ns else f'{ns:g} ns/token'}"

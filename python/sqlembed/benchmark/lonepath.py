@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="a service setting, e.g. max_wait_ms=1 (repeatable)")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sqlembed.benchmark.rowbyrow import _Client, _free_port, _get_status
+    from sqlembed.benchmark.cluster import free_port
+    from sqlembed.benchmark.rowbyrow import RawClient, get_status
     from sqlembed.settings import Settings
 
     stamps: dict[str, float] = {}
@@ -134,19 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.model_dir:
         fields["model_dir"] = args.model_dir
     settings = Settings(**fields)
-    port = _free_port()
+    port = free_port()
     threading.Thread(target=_serve, args=(settings, port), daemon=True).start()
     deadline = time.monotonic() + 240
     while True:
         try:
-            if _get_status(port, "/readyz") == 200:
+            if get_status(port, "/readyz") == 200:
                 break
         except OSError:
             pass
         if time.monotonic() > deadline:
             raise TimeoutError("the service did not become ready")
         time.sleep(0.1)
-    client = _Client(port, "/api/embed")
+    client = RawClient(port, "/api/embed")
     texts = paragraphs(args.texts + args.warmup)
     requests = [client.request(json.dumps({"model": "all-minilm", "input": [t]}).encode()) for t in texts]
     segments: dict[str, list[float]] = defaultdict(list)

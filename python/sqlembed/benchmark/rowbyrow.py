@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from sqlembed.benchmark.cluster import free_port
 from sqlembed.benchmark.corpus import paragraphs
 from sqlembed.benchmark.machine import describe
 
@@ -77,12 +78,6 @@ class Phase:
         return float(np.percentile(self.latencies_ms, q))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_http(url_ok: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -97,7 +92,7 @@ def _wait_http(url_ok: Callable[[], bool], proc: subprocess.Popen[bytes], what: 
     raise TimeoutError(f"{what} did not become ready in {timeout:g} s")
 
 
-def _get_status(port: int, path: str, ctx: ssl.SSLContext | None = None) -> int:
+def get_status(port: int, path: str, ctx: ssl.SSLContext | None = None) -> int:
     conn: http.client.HTTPConnection = (http.client.HTTPSConnection("localhost", port, context=ctx, timeout=5)
                                         if ctx else http.client.HTTPConnection("127.0.0.1", port, timeout=5))
     try:
@@ -128,7 +123,7 @@ def service(model_dir: Path, precision: str, *, tls: tuple[Path, Path] | None = 
             src: Path | None = None, env: dict[str, str] | None = None,
             client_ctx: ssl.SSLContext | None = None) -> Iterator[Server]:
     """``sqlembed serve`` as a subprocess (from ``src``'s ``python/`` when given)."""
-    port = _free_port()
+    port = free_port()
     e = {**os.environ, "SQLEMBED_MODEL_DIR": str(model_dir), "SQLEMBED_PRECISION": precision,
          "SQLEMBED_LOG_LEVEL": "WARNING", "SQLEMBED_API_KEYS": "", **(env or {})}
     if src is not None:
@@ -138,14 +133,14 @@ def service(model_dir: Path, precision: str, *, tls: tuple[Path, Path] | None = 
         cmd += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
     proc = subprocess.Popen(cmd, env=e)
     try:
-        _wait_http(lambda: _get_status(port, "/readyz", client_ctx if tls else None) == 200, proc, "sqlembed serve")
+        _wait_http(lambda: get_status(port, "/readyz", client_ctx if tls else None) == 200, proc, "sqlembed serve")
         yield Server(port, proc.pid)
     finally:
         proc.terminate()
         proc.wait(30)
 
 
-class _Client:
+class RawClient:
     """Serial POSTs of prepared bodies over one kept-alive connection, or a new one per call.
 
     A raw HTTP/1.1 client (request bytes built before the clock starts, one ``sendall``, the reply
@@ -234,7 +229,7 @@ def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 @contextmanager
 def llama_server(binary: Path, gguf: Path, threads: int) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     # A BERT model's whole sequence must fit one micro-batch (non-causal attention).
     cmd = [str(binary), "-m", str(gguf), "--embeddings", "--pooling", "mean", "--host", "127.0.0.1",
            "--port", str(port), "-t", str(threads), "-tb", str(threads), "-c", "512", "-b", "512",
@@ -243,7 +238,7 @@ def llama_server(binary: Path, gguf: Path, threads: int) -> Iterator[Server]:
            "--no-warmup"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_http(lambda: _get_status(port, "/health") == 200, proc, "llama-server")
+        _wait_http(lambda: get_status(port, "/health") == 200, proc, "llama-server")
         yield Server(port, proc.pid)
     finally:
         proc.terminate()
@@ -279,7 +274,7 @@ def nginx(binary: str, upstream: Server, cert: Path, key: Path, tmp: Path) -> It
     """nginx terminating TLS in front of the plain-HTTP service, with kept-alive upstream
     connections: the native TLS stack Container Apps' ingress (Envoy) or a host proxy would put
     there."""
-    port = _free_port()
+    port = free_port()
     tmp.mkdir(parents=True, exist_ok=True)
     conf = tmp / "nginx.conf"
     conf.write_text(NGINX_CONF.format(tmp=tmp, upstream=upstream.port, port=port, cert=cert, key=key))
@@ -287,7 +282,7 @@ def nginx(binary: str, upstream: Server, cert: Path, key: Path, tmp: Path) -> It
                             stderr=subprocess.DEVNULL)
     try:
         ctx = ssl.create_default_context(cafile=str(cert.parent / "ca.crt"))
-        _wait_http(lambda: _get_status(port, "/healthz", ctx) == 200, proc, "nginx")
+        _wait_http(lambda: get_status(port, "/healthz", ctx) == 200, proc, "nginx")
         yield Server(port, proc.pid, behind=upstream)
     finally:
         proc.terminate()
@@ -301,7 +296,7 @@ def keyed_rows_phase(server: Server, texts: list[str], per_call: int, rounds: in
         chunk = [{"id": i + 1, "text": t} for i, t in enumerate(texts[start:start + per_call])]
         bodies.append(json.dumps({"model": "all-minilm", "dimensions": 384, "input_type": "passage",
                                   "inputs": chunk}).encode())
-    client = _Client(server.port, "/v1/sqlserver/embed")
+    client = RawClient(server.port, "/v1/sqlserver/embed")
     bodies = [client.request(b) for b in bodies]
     client.post(bodies[0])
     phase = Phase(f"keyed rows route (embed_rows), {per_call} rows per call")
@@ -326,7 +321,7 @@ class Driver:
     phase: Phase
     call: Callable[[int], bytes | None]
     server: Server | None = None
-    client: _Client | None = None
+    client: RawClient | None = None
     outputs: dict[int, bytes] = field(default_factory=dict)
 
 
@@ -366,7 +361,7 @@ def run_interleaved(drivers: list[Driver], n: int, rounds: int, block: int, warm
 
 def _http_driver(name: str, server: Server, path: str, bodies: list[bytes], versus: Driver | None = None,
                  **kw: Any) -> Driver:
-    client = _Client(server.port, path, **kw)
+    client = RawClient(server.port, path, **kw)
     requests = [client.request(b) for b in bodies]
     phase = Phase(name, versus=versus.phase if versus else None)
     return Driver(phase, lambda i: client.post(requests[i]), server, client)

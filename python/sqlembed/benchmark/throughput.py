@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from sqlembed.benchmark.cluster import free_port
 from sqlembed.benchmark.corpus import paragraphs
 
 
@@ -51,12 +51,6 @@ class Result:
         if not self.latencies_ms:
             return None
         return float(np.percentile(self.latencies_ms, q))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bench_baseline(texts: list[str], tokens: int, batch_size: int) -> Result:
@@ -84,7 +78,7 @@ def bench_engine(model_dir: Path, precision: str, texts: list[str], tokens: int)
 
 class Service:
     def __init__(self, model_dir: Path, precision: str, extra_env: dict[str, str], src: Path | None = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "SQLEMBED_MODEL_DIR": str(model_dir), "SQLEMBED_PRECISION": precision,
                "SQLEMBED_LOG_LEVEL": "WARNING", "SQLEMBED_API_KEYS": "", **extra_env}
