@@ -31,7 +31,6 @@ CASES: list[tuple[str, Any, dict[str, str], int]] = [
     ("empty in list", {"input": ["a", ""]}, {}, 400),
     ("mixed list", {"input": ["a", 1]}, {}, 400),
     ("null in list", {"input": ["a", None]}, {}, 400),
-    ("token ids", {"input": [1, 2, 3]}, {}, 422),
     ("too many inputs", {"input": ["x"] * 2049}, {}, 400),
     ("model not string", {"input": "a", "model": 3}, {}, 400),
     ("dimensions string", {"input": "a", "dimensions": "64"}, {}, 400),
@@ -42,10 +41,18 @@ CASES: list[tuple[str, Any, dict[str, str], int]] = [
     ("latin-1 charset", b'{"input": "a"}', {"Content-Type": "application/json; charset=latin-1"}, 415),
 ]
 OLLAMA_ONLY = [
+    # Ollama has no token-id input; the OpenAI routes read ids as cl100k_base (tests/unit/test_token_ids.py).
+    ("token ids", {"input": [1, 2, 3]}, {}, 422),
     ("truncate not bool", {"input": "a", "truncate": "no"}, {}, 400),
     ("too long, truncate false", {"input": "word " * 600, "truncate": False}, {}, 400),
 ]
-OPENAI_ONLY = [("bad encoding_format", {"input": "a", "encoding_format": "int8"}, {}, 400)]
+OPENAI_ONLY = [
+    ("bad encoding_format", {"input": "a", "encoding_format": "int8"}, {}, 400),
+    ("token id out of cl100k_base", {"input": [[9906], [100_300]]}, {}, 422),
+    ("special token id", {"input": [100_257]}, {}, 422),
+    ("negative token id", {"input": [-1]}, {}, 422),
+    ("empty token list", {"input": [[9906], []]}, {}, 400),
+]
 
 
 def _send(url: str, body: Any, headers: dict[str, str]) -> httpx.Response:

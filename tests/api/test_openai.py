@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import json
+from pathlib import Path
 
 import httpx
 import numpy as np
 import openai
 import pytest
+
+from tests.support.tiktoken_table import seed_cache
 
 pytestmark = pytest.mark.slow
 
@@ -62,3 +66,40 @@ def test_models_list(base_url: str) -> None:
     client = openai.OpenAI(base_url=base_url + "/v1", api_key="unused")
     ids = [m.id for m in client.models.list()]
     assert {"all-minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"} <= set(ids)
+
+
+@pytest.fixture
+def tiktoken_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(seed_cache(tmp_path / "tiktoken").parent))
+
+
+def test_langchain_openai_defaults_send_token_ids_and_get_the_text_vectors(base_url: str,
+                                                                          tiktoken_offline: None) -> None:
+    from langchain_openai import OpenAIEmbeddings
+
+    texts = ["SQL Server 2025 calls sqlembed", "ünïcödé und 日本語", "a longer passage about vector search " * 5]
+    sent: list[object] = []
+
+    def record(request: httpx.Request) -> None:
+        sent.append(json.loads(request.content)["input"])
+
+    http = httpx.Client(event_hooks={"request": [record]})
+    # LangChain's defaults: check_embedding_ctx_length=True, so it tokenizes with tiktoken (cl100k_base).
+    lc = OpenAIEmbeddings(model="all-minilm", base_url=base_url + "/v1", api_key="unused",  # type: ignore[arg-type]
+                          http_client=http)
+    got = np.array(lc.embed_documents(texts))
+    query = np.array(lc.embed_query(texts[0]))
+    assert sent and all(isinstance(x, list) and isinstance(x[0], list) and isinstance(x[0][0], int) for x in sent), \
+        "LangChain sent text: the token-id path is not exercised"
+    ref = openai.OpenAI(base_url=base_url + "/v1", api_key="unused").embeddings.create(
+        model="all-minilm", input=texts, encoding_format="float")
+    want = np.array([d.embedding for d in ref.data])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_allclose(query, want[0], atol=1e-6)
+
+
+def test_undecodable_token_ids_name_the_langchain_setting(base_url: str) -> None:
+    r = httpx.post(base_url + "/v1/embeddings", json={"model": "m", "input": [[9906, 1917], [100_300]]})
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["param"] == "input" and "check_embedding_ctx_length=False" in err["message"]

@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from sqlembed.api.schemas.token_ids import Undecodable, decode, is_token_ids
 from sqlembed.errors import InvalidInput, PayloadTooLarge, SqlembedError, UnprocessableInput, UnsupportedMediaType
 
 log = logging.getLogger(__name__)
@@ -118,14 +119,9 @@ def _limits(info: ValidationInfo) -> Limits:
     return ctx if isinstance(ctx, Limits) else Limits()
 
 
-def _is_token_ids(value: list[Any]) -> bool:
-    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    nested = all(isinstance(v, list) and v and all(isinstance(t, int) and not isinstance(t, bool) for t in v)
-                 for v in value)
-    return ints or nested
-
-
-def _texts(value: Any, info: ValidationInfo) -> list[str]:
+def _texts(value: Any, info: ValidationInfo, *, token_ids: bool = False) -> list[str]:
+    """``token_ids``: OpenAI-style token-id arrays are decoded as cl100k_base (schemas/token_ids.py);
+    elsewhere they are refused with 422 rather than read as this model's vocabulary."""
     param = info.field_name or "input"
     if isinstance(value, str):
         texts = [value]
@@ -134,10 +130,12 @@ def _texts(value: Any, info: ValidationInfo) -> list[str]:
             raise PydanticCustomError("invalid_input", "'{p}' must not be an empty list", {"p": param})
         if all(isinstance(v, str) for v in value):
             texts = value
-        elif _is_token_ids(value):
-            raise PydanticCustomError("unprocessable",
-                                      "token-id arrays in '{p}' are not supported by this model; send text",
-                                      {"p": param})
+        elif is_token_ids(value):
+            if not token_ids:
+                raise PydanticCustomError("unprocessable",
+                                          "token-id arrays in '{p}' are not supported by this model; send text",
+                                          {"p": param})
+            texts = _decoded(value, param, _limits(info).max_inputs)
         else:
             raise PydanticCustomError("invalid_input", "'{p}' must be a string or a list of strings", {"p": param})
     else:
@@ -153,14 +151,50 @@ def _texts(value: Any, info: ValidationInfo) -> list[str]:
     return texts
 
 
-Texts = Annotated[list[str], PlainValidator(_texts), WithJsonSchema({
-    "oneOf": [
-        {"type": "string", "minLength": 1},
-        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, LIMIT: "max_inputs"},
-    ],
+def _decoded(value: list[Any], param: str, limit: int) -> list[str]:
+    nested = isinstance(value[0], list)
+    if nested and len(value) > limit:  # before decoding them
+        raise PydanticCustomError("invalid_input", "too many inputs: {n} (limit {limit} per request)",
+                                  {"n": len(value), "limit": limit})
+    try:
+        if nested:
+            return [decode(ids, f"{param}[{i}]") for i, ids in enumerate(value)]
+        return [decode(value, param)]
+    except Undecodable as exc:
+        raise PydanticCustomError("unprocessable", "{m}", {"m": str(exc)}) from None
+
+
+def _plain_texts(value: Any, info: ValidationInfo) -> list[str]:
+    return _texts(value, info)
+
+
+def _openai_texts(value: Any, info: ValidationInfo) -> list[str]:
+    return _texts(value, info, token_ids=True)
+
+
+_TEXTS_SCHEMA: list[dict[str, Any]] = [
+    {"type": "string", "minLength": 1},
+    {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, LIMIT: "max_inputs"},
+]
+_IDS_SCHEMA: list[dict[str, Any]] = [
+    {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+    {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+     "minItems": 1, LIMIT: "max_inputs"},
+]
+Texts = Annotated[list[str], PlainValidator(_plain_texts), WithJsonSchema({
+    "oneOf": _TEXTS_SCHEMA,
     "description": "one text or a list of texts (token-id arrays are refused with 422)",
 })]
 """A string or a non-empty list of non-empty strings, at most ``max_inputs`` of them."""
+
+OpenAITexts = Annotated[list[str], PlainValidator(_openai_texts), WithJsonSchema({
+    "oneOf": _TEXTS_SCHEMA + _IDS_SCHEMA,
+    "description": "one text, a list of texts, or OpenAI token ids: one array of ints (one text) or arrays of "
+                   "them, read as OpenAI's cl100k_base encoding (what LangChain's OpenAIEmbeddings sends by "
+                   "default), decoded to text and embedded with this model's tokenizer; ids that do not decode "
+                   "are refused with 422",
+})]
+"""``Texts``, or OpenAI-style token-id arrays decoded to their text (schemas/token_ids.py)."""
 
 Dimensions = Annotated[int, Field(ge=1, description="keep the first n dimensions and re-normalize")]
 InputType = Annotated[Literal["query", "passage", "document"], Field(

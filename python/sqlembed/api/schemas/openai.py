@@ -7,13 +7,13 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 from typing_extensions import TypedDict
 
-from sqlembed.api.schemas.common import Dimensions, InputType, Request, Texts, TruncationDirection, Vector
+from sqlembed.api.schemas.common import Dimensions, InputType, OpenAITexts, Request, TruncationDirection, Vector
 
 
 class EmbeddingsRequest(Request):
     """``POST /v1/embeddings`` and the Azure deployment routes (the deployment names the model)."""
 
-    input: Texts
+    input: OpenAITexts
     model: str | None = None
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="base64: packed little-endian float32 (contract F3)")
