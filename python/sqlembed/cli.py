@@ -173,9 +173,13 @@ def cmd_embed_table(args: argparse.Namespace) -> int:
 
     spec = TableSpec(args.db, args.table, args.key, args.text, args.vector, args.where, args.target_table,
                      chunk_table=args.chunk_table, chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap)
+    sync = args.sync or ("auto" if not args.watch else "changes")
+    if args.dry_run:
+        from sqlembed.run.bulk import dry_run_table
+
+        return dry_run_table(_settings(args), spec, as_json=args.json, dimensions=args.dimensions, sync=sync)
     return embed_table(_settings(args), spec, spark_master=args.spark, watch=args.watch, interval_s=args.interval,
-                       dimensions=args.dimensions, batch_rows=args.batch_rows,
-                       sync=args.sync or ("auto" if not args.watch else "changes"))
+                       dimensions=args.dimensions, batch_rows=args.batch_rows, sync=sync)
 
 
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
@@ -256,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "$SQLEMBED_SYNC_INTERVAL_S)")
     e.add_argument("--spark", help="Spark master: local[2], spark://host:7077 (default $SQLEMBED_SPARK_MASTER)")
     e.add_argument("--batch-rows", type=int, help="rows per embed + write chunk")
+    e.add_argument("--dry-run", action="store_true",
+                   help="check the job and print what it would do (rows pending, text bytes, tokens, time on 1/2/4/8 "
+                        "workers, cost where SQLEMBED_WORKER_HOUR_PRICE is set); writes nothing, starts no Spark")
+    e.add_argument("--json", action="store_true",
+                   help="with --dry-run: print the answer as JSON (POST /v1/jobs' shape)")
     e.set_defaults(func=cmd_embed_table)
 
     d = sub.add_parser("db", help="deploy the T-SQL assets").add_subparsers(dest="db_cmd", required=True)

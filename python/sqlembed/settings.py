@@ -146,6 +146,15 @@ class Settings(BaseSettings):
     spark_task_gpu_amount: float = Field(1.0, gt=0, le=1, description="GPU share of a bulk task")
     job_batch_rows: int = Field(512, ge=1, le=100_000, description="rows per embed + write chunk on executors")
     task_threads: int = Field(0, ge=0, description="inference threads per bulk executor task; 0 = spark.task.cpus")
+    dry_run_sample_rows: int = Field(
+        1000, ge=1, le=100_000,
+        description="a job's dry run tokenizes (and times) this many pending rows, spread over the table")
+    worker_rows_per_s: float | None = Field(
+        None, gt=0, description="rows/s one bulk worker (one GPU) embeds, for dry-run estimates; unset: measure "
+                                "this host's engine on the dry run's sample")
+    worker_hour_price: float | None = Field(
+        None, ge=0, description="price of one worker-hour: dry runs then add a cost to each estimate")
+    price_currency: str = Field("USD", min_length=1, max_length=8, description="the currency of worker_hour_price")
     progress_port: int = Field(
         0,
         ge=0,

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from sqlembed.api.responses import json_response
 from sqlembed.api.schemas.common import parse, read_body
-from sqlembed.api.schemas.jobs import JobList, JobRecord, JobRequest, Scale
+from sqlembed.api.schemas.jobs import DryRun, JobList, JobRecord, JobRequest, Scale
 from sqlembed.api.state import SERVICE
 from sqlembed.errors import NotReady
 from sqlembed.settings import Settings
@@ -21,6 +21,9 @@ class JobPort(Protocol):
 
     def submit(self, fields: dict[str, Any]) -> JobRecord:
         """Validate, check the table in its database, record and queue. Blocking."""
+
+    def dry_run(self, fields: dict[str, Any]) -> DryRun:
+        """Check the job as ``submit`` does and say what it would do; records and writes nothing. Blocking."""
 
     def get(self, job_id: str) -> JobRecord: ...
 
@@ -45,7 +48,10 @@ def _runner(request: web.Request) -> JobPort:
 async def submit(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     req = parse(JobRequest, await read_body(request, svc.limits.max_body_bytes), svc.limits, "/v1/jobs")
-    fields = req.model_dump(exclude_none=True, exclude=set(req.model_extra or ()))
+    fields = req.model_dump(exclude_none=True, exclude={"dry_run", *(req.model_extra or ())})
+    if req.dry_run:
+        # Counting rows and timing the engine on a sample: off the event loop.
+        return json_response(await asyncio.to_thread(_runner(request).dry_run, fields))
     # Submission checks the table in its database (a round trip): off the event loop.
     job = await asyncio.to_thread(_runner(request).submit, fields)
     return json_response(job, status=202)

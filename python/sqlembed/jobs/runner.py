@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 from sqlembed.db.targets import TableSpec
-from sqlembed.errors import InvalidInput, StoreUnavailable, summary
+from sqlembed.engine.embedder import Embedder
+from sqlembed.errors import InvalidInput, NotReady, StoreUnavailable, summary
+from sqlembed.jobs.dryrun import Pricing, dry_run
 from sqlembed.jobs.store import FINAL, Job, JobStore, now
 from sqlembed.spark.job import BulkJob, BulkSettings, Decision, Progress, decide, run
 from sqlembed.spark.session import SessionHolder
@@ -17,9 +20,13 @@ log = logging.getLogger(__name__)
 
 
 class JobRunner:
-    def __init__(self, bulk: BulkSettings, databases: dict[str, str], store: JobStore, session: SessionHolder) -> None:
-        """``databases``: the configured name -> URL (a request names a database, never a URL)."""
+    def __init__(self, bulk: BulkSettings, databases: dict[str, str], store: JobStore, session: SessionHolder,
+                 engine: Callable[[], Embedder] | None = None, pricing: Pricing | None = None) -> None:
+        """``databases``: the configured name -> URL (a request names a database, never a URL);
+        ``engine``: the process's engine, which dry runs tokenize and time samples with."""
         self.bulk = bulk
+        self._engine = engine
+        self.pricing = pricing or Pricing()
         self.databases = databases
         self.store = store
         self._session = session
@@ -47,15 +54,24 @@ class JobRunner:
     def submit(self, request: dict[str, Any]) -> Job:
         """Decide the job (spark/job.decide: the model, the table in its database, the caller's
         rights, the dimensions), record it and queue it. Blocking: call it off the event loop."""
-        spec = self.spec(request)
-        job = self.bulk.job(spec, dimensions=request.get("dimensions"), batch_rows=request.get("batch_rows"),
-                            expect_database=request.get("expect_database"), sync=request.get("sync"))
-        # The submission answers within SQL Server's wait: a short retry budget here.
-        decision = decide(replace(job, db_retry_s=min(job.db_retry_s, 10.0)))
+        job = self._job(request)
+        decision = decide(_answering(job))
         record = self.store.create(request)
         self._decided[record.id] = (job, decision)
         self._futures[record.id] = self._pool.submit(self._run, record.id)
         return record
+
+    def _job(self, request: dict[str, Any]) -> BulkJob:
+        job = self.bulk.job(self.spec(request), dimensions=request.get("dimensions"),
+                            batch_rows=request.get("batch_rows"), expect_database=request.get("expect_database"),
+                            sync=request.get("sync"))
+        return job
+
+    def dry_run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The checks ``submit`` makes, then what the job would do; nothing recorded or written. Blocking."""
+        if self._engine is None:
+            raise NotReady("dry runs need the service's engine, which this process does not hold")
+        return dry_run(_answering(self._job(request)), self._engine(), self.pricing)
 
     def cancel(self, job_id: str) -> Job:
         job = self.store.get(job_id)
@@ -130,3 +146,9 @@ class JobRunner:
             if not fut.done():
                 self.cancel(job_id)
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _answering(job: BulkJob) -> BulkJob:
+    """A submission or a dry run answers within SQL Server's wait: a short retry budget there (the
+    run itself keeps the job's)."""
+    return replace(job, db_retry_s=min(job.db_retry_s, 10.0))

@@ -6,6 +6,7 @@ function), the Spark session, and runs the job once or on a schedule (``--watch`
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -13,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from sqlembed.db.targets import TableSpec
+from sqlembed.jobs.dryrun import Pricing
 from sqlembed.run.engine import ensure_model
 from sqlembed.settings import Settings
 from sqlembed.spark.job import BulkSettings, Decision, JobResult, Progress, decide, run
@@ -26,6 +28,11 @@ def bulk_settings(settings: Settings) -> BulkSettings:
                         batch_rows=settings.job_batch_rows, db_retry_s=settings.db_retry_s,
                         vector_type=settings.vector_type, progress_host=settings.progress_host,
                         progress_port=settings.progress_port)
+
+
+def pricing(settings: Settings) -> Pricing:
+    return Pricing(sample_rows=settings.dry_run_sample_rows, worker_rows_per_s=settings.worker_rows_per_s,
+                   price_per_worker_hour=settings.worker_hour_price, currency=settings.price_currency)
 
 
 def progress_line(p: Progress, started: float) -> str:
@@ -44,6 +51,39 @@ def result_line(table: str, result: JobResult) -> str:
             f"text), {result.rows_read} read, {result.rows_deleted} deleted, {result.dimensions} dimensions, "
             f"{result.seconds:.1f}s, {rate:.1f} rows/s, {result.mode}"
             + (f", GPUs {','.join(result.gpus)}" if result.gpus else ""))
+
+
+def dry_run_table(settings: Settings, spec: TableSpec, *, as_json: bool = False, **fields: Any) -> int:
+    """``embed-table --dry-run``: the job checked and estimated, nothing written, no Spark started."""
+    from sqlembed.jobs.dryrun import dry_run
+    from sqlembed.run.engine import open_engine
+
+    job = bulk_settings(settings).job(spec, **fields)
+    engine = open_engine(settings)
+    try:
+        answer = dry_run(job, engine, pricing(settings))
+    finally:
+        engine.close()
+    print(json.dumps(answer, indent=2) if as_json else dry_run_text(spec.table, answer), flush=True)
+    return 0
+
+
+def dry_run_text(table: str, answer: dict[str, Any]) -> str:
+    lines = [f"{table}: dry run, nothing written",
+             f"  rows pending   {answer['rows_pending']:,} ({answer['mode']})",
+             f"  text bytes     {answer['text_bytes']:,}",
+             f"  tokens (est.)  {answer['tokens_estimate']:,} (from {answer['sample_rows']:,} sampled rows)",
+             f"  rate           {answer['rate']['rows_per_s']:,.1f} rows/s per worker; {answer['rate']['source']}"]
+    for e in answer["estimates"]:
+        cost = f"  {e['cost']:,.2f} {answer['currency']}" if "cost" in e else ""
+        lines.append(f"  {e['workers']} worker{'s' if e['workers'] > 1 else ' '}      "
+                     f"{_duration(e['seconds'])}{cost}")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def embed_table(settings: Settings, spec: TableSpec, *, spark_master: str | None = None, watch: bool = False,

@@ -11,14 +11,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
 from sqlembed import __version__
 from sqlembed.api import jobs
 from sqlembed.api.app import KEYS, create_app
-from sqlembed.api.schemas.jobs import JobRecord
+from sqlembed.api.schemas.jobs import DryRun, JobRecord
 from sqlembed.api.state import Service
 from sqlembed.engine.backend import Backend, describe_backend
 from sqlembed.engine.batcher import Batcher
@@ -27,7 +27,7 @@ from sqlembed.engine.placement import LocalPlacement, Placement
 from sqlembed.errors import SqlembedError, StoreUnavailable
 from sqlembed.jobs.runner import JobRunner
 from sqlembed.jobs.store import Job
-from sqlembed.run.bulk import bulk_settings
+from sqlembed.run.bulk import bulk_settings, pricing
 from sqlembed.run.engine import open_engine
 from sqlembed.settings import Settings
 from sqlembed.spark.session import SessionHolder, spark_conf
@@ -56,6 +56,9 @@ class JobsPort:
 
     def cancel(self, job_id: str) -> JobRecord:
         return self._record(self.runner.cancel(job_id))
+
+    def dry_run(self, fields: dict[str, Any]) -> DryRun:
+        return cast(DryRun, self.runner.dry_run(fields))
 
     def backlog(self) -> int:
         return self.runner.backlog()
@@ -142,7 +145,8 @@ def service_app(settings: Settings, engine: Embedder | Backend | None = None,
             interrupted = 0
         if interrupted:
             log.warning("%d job(s) were interrupted by a restart and are marked failed", interrupted)
-        runner = JobRunner(bulk_settings(settings), settings.database_urls(), store, session)
+        runner = JobRunner(bulk_settings(settings), settings.database_urls(), store, session,
+                           engine=lambda: svc.engine()[0], pricing=pricing(settings))
         app[jobs.JOBS] = JobsPort(runner)
         yield
         await asyncio.to_thread(runner.close)

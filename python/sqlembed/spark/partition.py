@@ -86,6 +86,15 @@ def _pages(target: Any, cfg: PartitionConfig, lo: Any, hi: Any, keys: list[Any] 
             yield page
 
 
+def chunk_pieces(emb: Any, eid: EmbeddingId, texts: list[str]) -> list[list[Any]]:
+    """Each text's chunks as a chunk-table job embeds them (a dry run counts the same ones)."""
+    assert eid.chunk_tokens is not None
+    # The prompt and the special tokens count against the model's length, as in the online path.
+    budget = min(eid.chunk_tokens, emb.tokenizer.max_length - 2 - emb.tokenizer.prompt_tokens(
+        emb.manifest.prompt_for(eid.prompt)))
+    return [emb.tokenizer.chunks(t, budget, min(eid.chunk_overlap, budget // 2 - 1)) for t in texts]
+
+
 def _embed_rows(target: Any, emb: Any, cfg: PartitionConfig, chunk: list[PendingRow]) -> list[Any]:
     """What the writer writes for a chunk of pending rows: one vector per row, or every row's chunks."""
     from sqlembed.engine.pooling import truncate_dimensions
@@ -100,11 +109,7 @@ def _embed_rows(target: Any, emb: Any, cfg: PartitionConfig, chunk: list[Pending
     hashes = [r.hash or b"" for r in chunk]
     if not cfg.info.chunked:
         return [WriteRow(r.key, h, v) for r, h, v in zip(chunk, hashes, vectors(texts), strict=True)]
-    assert eid.chunk_tokens is not None
-    # The prompt and the special tokens count against the model's length, as in the online path.
-    budget = min(eid.chunk_tokens, emb.tokenizer.max_length - 2 - emb.tokenizer.prompt_tokens(
-        emb.manifest.prompt_for(eid.prompt)))
-    pieces = [emb.tokenizer.chunks(t, budget, min(eid.chunk_overlap, budget // 2 - 1)) for t in texts]
+    pieces = chunk_pieces(emb, eid, texts)
     flat = [c.text for cs in pieces for c in cs]
     vecs = iter(vectors(flat)) if flat else iter(())
     rows = []

@@ -41,6 +41,10 @@ class JobRequest(Request):
     expect_database: Name | None = Field(
         None, description="the database the caller means (sqlembed.submit_job sends DB_NAME()); the job is "
                           "refused if the 'db' name points elsewhere")
+    dry_run: bool = Field(
+        False, description="true: check the job and answer 200 with what it would do (rows pending, text bytes, "
+                           "tokens, time on 1/2/4/8 workers, cost where a price is configured); nothing is written "
+                           "and no job is recorded")
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"db": "app", "table": "dbo.docs", "key": "id", "text": "body", "vector": "embedding"},
@@ -71,6 +75,40 @@ class JobRecord(TypedDict):
 
 
 Job = JobRecord
+
+
+class Rate(TypedDict):
+    rows_per_s: float
+    source: str
+    """Where the figure comes from: measured on this host's engine over the sample, or configured."""
+
+
+class Estimate(TypedDict, total=False):
+    workers: int
+    seconds: float
+    cost: float
+    """Only where SQLEMBED_WORKER_HOUR_PRICE is set: workers x hours x price."""
+
+
+class DryRun(TypedDict):
+    """``POST /v1/jobs`` with ``"dry_run": true`` (200): what the job would do; nothing written."""
+
+    dry_run: bool
+    rows_pending: int
+    """Exact: the rows the job would read (those whose text, model or embedding changed, or that
+    have no vector), by the job's own selection; NULL or empty texts among them would fail."""
+    text_bytes: int
+    """The pending texts' size as the database stores them (SQL Server: as nvarchar, UTF-16; SQLite: UTF-8)."""
+    tokens_estimate: int
+    """Tokens the model would process (prompt, special tokens, truncation or chunks included): the
+    model's tokenizer over a sample of the pending rows, scaled to all of them."""
+    sample_rows: int
+    mode: str
+    dimensions: int
+    rate: Rate
+    estimates: list[Estimate]
+    currency: str | None
+    price_per_worker_hour: float | None
 
 
 class JobList(TypedDict):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlembed.db.targets.base import BulkTarget, EmbeddingId, TableInfo
+from sqlembed.db.targets.base import BulkTarget, EmbeddingId, PendingSummary, TableInfo
 from sqlembed.db.targets.spec import PendingRow, TableSpec, WriteRow, content_hash
 from sqlembed.errors import InvalidInput
 
-__all__ = ["BulkTarget", "EmbeddingId", "PendingRow", "TableInfo", "TableSpec", "WriteRow", "content_hash",
-           "open_target"]
+__all__ = ["BulkTarget", "EmbeddingId", "PendingRow", "PendingSummary", "TableInfo", "TableSpec", "WriteRow",
+           "content_hash", "open_target"]
 
 
 def open_target(spec: TableSpec, retry_s: float = 60.0) -> BulkTarget:

@@ -20,6 +20,7 @@ from sqlembed.errors import DatabaseUnavailable, summary
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_SAMPLE_SLICES = 16
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class TableInfo:
     chunk_schema: str | None = None
     chunk_name: str | None = None
     primary_key: tuple[str, ...] = ()
+    target_exists: bool = True
+    """False while a target table the job will create does not exist yet (``prepare`` creates it):
+    every row then lacks its vector. Read-only steps (a dry run) must not join a missing table."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -134,6 +138,15 @@ class BulkTarget(Protocol):
         """Of these keys, the rows that need a vector (the same test as ``pending_pages``)."""
         ...
 
+    def pending_summary(self, info: TableInfo, eid: EmbeddingId, sample_rows: int) -> PendingSummary:
+        """Read only: how many rows ``pending_pages`` would return over the whole table, their
+        texts' stored size, and a sample of their texts spread over the key range."""
+        ...
+
+    def stored_bytes(self, text: str) -> int:
+        """A text's size as this database stores it (what ``pending_summary`` sums)."""
+        ...
+
     def delete_rows(self, info: TableInfo, keys: Sequence[Any]) -> int:
         """Rows gone from the table: their state rows, chunks (chunked jobs) or target rows go too."""
         ...
@@ -149,10 +162,20 @@ class BulkTarget(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class PendingSummary:
+    rows: int
+    text_bytes: int
+    sample: list[str]
+
+
 class SqlTarget:
     """SQLAlchemy engine, identifier quoting and bounded retries shared by the implementations."""
 
     dialect: ClassVar[Dialect]
+    text_encoding: ClassVar[str]
+    """How ``_count_sql`` measures a text: SQLite stores UTF-8; SQL Server's pending query reads the
+    text as nvarchar (UTF-16)."""
 
     def __init__(self, spec: TableSpec, retry_s: float = 60.0) -> None:
         self.spec = spec
@@ -215,6 +238,31 @@ class SqlTarget:
                 return
             after, first = rows[-1].key, False
 
+    def pending_summary(self, info: TableInfo, eid: EmbeddingId, sample_rows: int) -> PendingSummary:
+        from sqlalchemy import text as sql_text
+
+        params = self._state_params(info, eid)
+
+        def count() -> tuple[int, int]:
+            with self.engine.connect() as conn:
+                n, size = conn.execute(sql_text(self._count_sql(info)), params).one()
+            return int(n or 0), int(size or 0)
+
+        rows, size = self.retrying("counting pending rows", count)
+        sample: list[str] = []
+        if rows and sample_rows > 0:
+            # The first pending rows of each of the job's own key slices: spread over the table, and
+            # each page an index seek like the executors' reads, never a sort of the whole table.
+            _, bounds = self.slice_bounds(info, _SAMPLE_SLICES)
+            per = -(-sample_rows // max(1, len(bounds)))
+            for lo, hi in bounds:
+                page = next(iter(self.pending_pages(info, lo, hi, eid, per)), [])
+                sample += [r.text for r in page if r.text]
+        return PendingSummary(rows, size, sample[:sample_rows])
+
+    def stored_bytes(self, text: str) -> int:
+        return len(text.encode(self.text_encoding))
+
     def pending_for_keys(self, info: TableInfo, keys: Sequence[Any], eid: EmbeddingId) -> list[PendingRow]:
         import orjson
 
@@ -263,6 +311,10 @@ class SqlTarget:
 
     def _keys_sql(self, info: TableInfo) -> str:
         """The pending rows among the JSON list of keys ``:keys``."""
+        raise NotImplementedError
+
+    def _count_sql(self, info: TableInfo) -> str:
+        """(rows, their texts' stored bytes) of every pending row: the page query's test, counted."""
         raise NotImplementedError
 
     def _write(self, info: TableInfo, rows: Sequence[WriteRow], eid: EmbeddingId) -> int:

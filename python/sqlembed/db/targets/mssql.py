@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import orjson
@@ -56,6 +57,7 @@ def utf16_offset(text: str, offset: int) -> int:
 
 class MssqlTarget(SqlTarget):
     dialect: ClassVar[Dialect] = "tsql"
+    text_encoding: ClassVar[str] = "utf-16-le"
 
     def _create_engine(self, url: str) -> Any:
         from sqlembed.db.connect import sqlalchemy_engine
@@ -129,7 +131,9 @@ class MssqlTarget(SqlTarget):
                          key_collation=collation, columns=frozenset(cols), state_source=source,
                          vector_dims=int(vector[4]) if vector is not None and vector[4] else None, vector_type=vtype,
                          target_schema=tschema, target_name=tname, predicate=predicate, database=database,
-                         chunk_schema=cschema, chunk_name=cname, primary_key=primary)
+                         chunk_schema=cschema, chunk_name=cname, primary_key=primary,
+                         # _vector_column finds no column where the target table does not exist yet.
+                         target_exists=not (tname and vector is None))
 
     @staticmethod
     def _catalog_name(conn: Any, schema: str | None, table: str) -> tuple[str | None, str]:
@@ -185,7 +189,7 @@ class MssqlTarget(SqlTarget):
         if ddl is not None:
             with self.engine.begin() as conn:
                 conn.execute(sql_text(ddl[0]), {"t": ddl[1]})
-        return info
+        return replace(info, target_exists=True)
 
     def _tiles_sql(self, info: TableInfo) -> str:
         k = self.quote(info.key)
@@ -212,14 +216,18 @@ class MssqlTarget(SqlTarget):
             return "nvarchar(4000)", f"CAST({alias}.k{coll} AS {info.key_type})"
         return info.key_type, f"{alias}.k{coll}"
 
-    def _pending_sql(self, info: TableInfo, conds: list[str], top: bool, keys: bool = False) -> str:
+    def _pending_sql(self, info: TableInfo, conds: list[str], top: bool, keys: bool = False,
+                     count: bool = False) -> str:
+        """``count``: (rows, bytes of their texts as nvarchar) instead of the rows, unordered."""
         q = self.quote
         k, txt = q(info.key), q(info.text)
         join = ""
         if keys:
             jtype, jkey = self._json_key(info, "ck")
             join += f" JOIN OPENJSON(:keys) WITH (k {jtype} '$') AS ck ON t.{k} = {jkey}"
-        if info.target_name:
+        if info.target_name and not info.target_exists:
+            missing = "1"  # a dry run before the job creates its target: no row has a vector there
+        elif info.target_name:
             join += f" LEFT JOIN {self.qualified(info.target_schema, info.target_name)} AS tt ON tt.{k} = t.{k}"
             missing = f"CASE WHEN tt.{q(info.vector)} IS NULL THEN 1 ELSE 0 END"
         elif info.chunked:
@@ -229,7 +237,9 @@ class MssqlTarget(SqlTarget):
         if info.predicate:
             conds = [*conds, f"({info.predicate})"]
         where = " AND ".join(conds) or "1 = 1"
-        return (f"SELECT {'TOP (:page) ' if top else ''}x.k, x.txt, x.h FROM (SELECT t.{k} AS k, "
+        select = ("COUNT_BIG(*), COALESCE(SUM(CAST(DATALENGTH(x.txt) AS bigint)), 0)" if count
+                  else f"{'TOP (:page) ' if top else ''}x.k, x.txt, x.h")
+        return (f"SELECT {select} FROM (SELECT t.{k} AS k, "
                 f"CAST(t.{txt} AS nvarchar(max)) AS txt, "
                 f"CASE WHEN t.{txt} IS NULL OR DATALENGTH(t.{txt}) = 0 THEN NULL "
                 f"ELSE HASHBYTES('SHA2_256', CAST(t.{txt} AS nvarchar(max))) END AS h, "
@@ -237,13 +247,16 @@ class MssqlTarget(SqlTarget):
                 f"FROM {self.qualified(info.schema, info.name)} AS t{join} "
                 f"LEFT JOIN {STATE} AS s ON s.key_hash = {STATE_KEY.format(col=f't.{k}')} WHERE {where}) AS x "
                 "WHERE x.h IS NULL OR x.missing = 1 OR x.sh IS NULL OR x.sh <> x.h OR x.smid <> :mid "
-                "OR x.svar <> :var ORDER BY x.k")
+                "OR x.svar <> :var" + ("" if count else " ORDER BY x.k"))
 
     def _page_sql(self, info: TableInfo, conds: list[str]) -> str:
         return self._pending_sql(info, conds, top=True)
 
     def _keys_sql(self, info: TableInfo) -> str:
         return self._pending_sql(info, [], top=False, keys=True)
+
+    def _count_sql(self, info: TableInfo) -> str:
+        return self._pending_sql(info, [], top=False, count=True)
 
     def _vector_type(self, eid: EmbeddingId) -> str:
         return f"VECTOR({int(eid.dimensions)}{', float16' if eid.vector_type == 'float16' else ''})"

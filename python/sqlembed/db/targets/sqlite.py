@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from sqlembed.db.targets.base import EmbeddingId, SqlTarget, TableInfo, collapse
@@ -40,6 +41,7 @@ def _text_hash(text: Any) -> bytes | None:
 
 class SqliteTarget(SqlTarget):
     dialect: ClassVar[Dialect] = "sqlite"
+    text_encoding: ClassVar[str] = "utf-8"
 
     def _create_engine(self, url: str) -> Any:
         from sqlalchemy import create_engine, event
@@ -84,16 +86,19 @@ class SqliteTarget(SqlTarget):
                                  "NULL, variant TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (source_table, "
                                  "target))")
         tschema = tname = cschema = cname = None
+        target_exists = True
         if self.spec.target_table:
             tschema, _, tname = self.spec.target_table.rpartition(".")
             tschema = tschema or schema
+            with self.engine.connect() as conn:
+                target_exists = bool(self._columns(conn, tschema, tname))
         if self.spec.chunk_table:
             cschema, _, cname = self.spec.chunk_table.rpartition(".")
             cschema = cschema or schema
         info = TableInfo(schema=schema, name=name, key=key, text=text, vector=vector, key_type=cols[key][0],
                          key_collation=None, columns=frozenset(cols), state_source=name, target_schema=tschema,
                          target_name=tname, predicate=predicate, chunk_schema=cschema, chunk_name=cname,
-                         primary_key=tuple(c for c, (_, pk) in cols.items() if pk))
+                         primary_key=tuple(c for c, (_, pk) in cols.items() if pk), target_exists=target_exists)
         if "destination" not in have:
             self._migrate_state(info)
         return info
@@ -175,7 +180,7 @@ class SqliteTarget(SqlTarget):
                     f"CREATE TABLE IF NOT EXISTS {self.qualified(info.chunk_schema, info.chunk_name)} ({k} NOT NULL, "
                     f"chunk_no INTEGER NOT NULL, chunk_offset INTEGER NOT NULL, chunk_length INTEGER NOT NULL, "
                     f"{v} TEXT, PRIMARY KEY ({k}, chunk_no))")
-        return info
+        return replace(info, target_exists=True)
 
     def _from(self, info: TableInfo) -> str:
         return f"{self.qualified(info.schema, info.name)} AS t"
@@ -188,13 +193,16 @@ class SqliteTarget(SqlTarget):
 
     # --- executor tasks
 
-    def _pending_sql(self, info: TableInfo, conds: list[str]) -> str:
+    def _pending_sql(self, info: TableInfo, conds: list[str], count: bool = False) -> str:
         """The one pending test: no vector (not for chunked jobs: the state says), another text, model
-        or embedding; NULL or empty texts come back with no text (failed rows)."""
+        or embedding; NULL or empty texts come back with no text (failed rows). ``count``: (rows,
+        UTF-8 bytes of their texts) instead of the rows."""
         q = self.quote
         k, txt = q(info.key), q(info.text)
         join = ""
-        if info.target_name:
+        if info.target_name and not info.target_exists:
+            missing = "1"  # a dry run before the job creates its target: no row has a vector there
+        elif info.target_name:
             join = f" LEFT JOIN {self.qualified(info.target_schema, info.target_name)} AS tt ON tt.{k} = t.{k}"
             missing = f"tt.{q(info.vector)} IS NULL"
         elif info.chunked:
@@ -204,19 +212,23 @@ class SqliteTarget(SqlTarget):
         if info.predicate:
             conds = [*conds, f"({info.predicate})"]
         where = " AND ".join(conds) or "1 = 1"
-        return (f"SELECT k, txt, h FROM (SELECT t.{k} AS k, t.{txt} AS txt, {missing} AS missing, "
+        select = ("COUNT(*), COALESCE(SUM(LENGTH(CAST(txt AS BLOB))), 0)" if count else "k, txt, h")
+        return (f"SELECT {select} FROM (SELECT t.{k} AS k, t.{txt} AS txt, {missing} AS missing, "
                 f"CASE WHEN t.{txt} IS NULL OR t.{txt} = '' THEN NULL ELSE {HASH_FN}(t.{txt}) END AS h, "
                 f"s.content_hash AS sh, s.model_id AS smid, s.variant AS svar FROM {self._from(info)}{join} "
                 f"LEFT JOIN {STATE} AS s ON s.source_table = :src AND s.destination = :dst "
                 f"AND s.row_key = CAST(t.{k} AS TEXT) "
                 f"WHERE {where}) WHERE h IS NULL OR missing OR sh IS NULL OR sh <> h OR smid <> :mid "
-                f"OR svar <> :var ORDER BY k")
+                f"OR svar <> :var" + ("" if count else " ORDER BY k"))
 
     def _page_sql(self, info: TableInfo, conds: list[str]) -> str:
         return self._pending_sql(info, conds) + " LIMIT :page"
 
     def _keys_sql(self, info: TableInfo) -> str:
         return self._pending_sql(info, [f"t.{self.quote(info.key)} IN (SELECT value FROM json_each(:keys))"])
+
+    def _count_sql(self, info: TableInfo) -> str:
+        return self._pending_sql(info, [], count=True)
 
     def _state_rows(self, info: TableInfo, rows: Sequence[WriteRow] | Sequence[ChunkRow], eid: EmbeddingId) -> Any:
         return [(info.state_source, info.destination, r.key, r.hash, eid.model_id, eid.variant) for r in rows]
