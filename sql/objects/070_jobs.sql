@@ -20,6 +20,13 @@
 -- transaction. So they refuse (409, nothing sent) when a transaction is open at entry, and commit
 -- their one bookkeeping row themselves. job_status only reads: it works inside any transaction,
 -- with XACT_ABORT OFF so a service outage never dooms the caller's transaction.
+--
+-- submit_job @dry_run = 1 makes the same checks, asks the service what the job would do
+-- (POST /v1/jobs with "dry_run": true: rows pending, text bytes, tokens, time on 1/2/4/8 workers,
+-- cost where a price is configured) and returns it as a result set, one row per worker count. It
+-- writes nothing here and the service records no job. It still refuses inside a transaction
+-- (409): the service counts the table's pending rows over its own connection, which would wait
+-- behind the caller's own uncommitted changes to that table until the call timed out.
 SET ANSI_NULLS ON;
 SET QUOTED_IDENTIFIER ON;
 GO
@@ -51,7 +58,8 @@ CREATE OR ALTER PROCEDURE sqlembed.submit_job
     @chunk_overlap int = 0,
     @sync          nvarchar(10) = N'auto',
     @job_id        nvarchar(64) = NULL OUTPUT,
-    @error         nvarchar(max) = NULL OUTPUT
+    @error         nvarchar(max) = NULL OUTPUT,
+    @dry_run       bit = 0
 AS
 BEGIN
     SET NOCOUNT ON;
@@ -78,7 +86,12 @@ BEGIN
           AND (c.name IN (@key_column, @text_column) OR @where IS NOT NULL)
           AND ISNULL(HAS_PERMS_BY_NAME(@qname, N'OBJECT', N'SELECT', c.name, N'COLUMN'), 0) = 0
         ORDER BY c.column_id);
-    IF @entry_trancount > 0
+    IF @entry_trancount > 0 AND ISNULL(@dry_run, 0) = 1
+        SELECT @problem = CONCAT(N'submit_job @dry_run = 1 has the service count the table''s rows over its own ',
+                                 N'connection, which would wait behind this transaction''s locks (@@TRANCOUNT = ',
+                                 @entry_trancount, N'): commit or roll back first, or call it with autocommit'),
+               @code = 409;
+    ELSE IF @entry_trancount > 0
         SELECT @problem = CONCAT(N'submit_job starts a job on the service, which no rollback can undo, and cannot ',
                                  N'run inside a transaction (@@TRANCOUNT = ', @entry_trancount, N'): commit or roll ',
                                  N'back first, or call it with autocommit'), @code = 409;
@@ -121,11 +134,14 @@ BEGIN
         RETURN @code;
     END;
     DECLARE @overlap int = CASE WHEN @chunk_table IS NOT NULL THEN @chunk_overlap END;
+    -- JSON_OBJECT writes a bit as a JSON boolean (the FOR JSON rules); NULL leaves the key out.
+    DECLARE @dry bit = CASE WHEN @dry_run = 1 THEN 1 END;
     DECLARE @payload nvarchar(max) = JSON_OBJECT(
         'db': @database, 'table': @name, 'key': @key_column, 'text': @text_column, 'vector': @vector_column,
         'where': @where, 'target_table': @target_table, 'chunk_table': @chunk_table, 'chunk_tokens': @chunk_tokens,
         'chunk_overlap': @overlap, 'sync': @sync,
-        'dimensions': @dims, 'expect_database': DB_NAME()
+        'dimensions': @dims, 'expect_database': DB_NAME(),
+        'dry_run': @dry
         ABSENT ON NULL);
     DECLARE @response nvarchar(max);
     EXEC @rc = sqlembed.invoke @path = N'/v1/jobs', @payload = @payload, @response = @response OUTPUT, @error = @error OUTPUT;
@@ -134,6 +150,20 @@ BEGIN
         DECLARE @message nvarchar(4000) = LEFT(JSON_VALUE(@error, '$.message'), 4000);
         EXEC sqlembed.log_error @source = N'sqlembed.submit_job', @code = @rc, @message = @message;
         RETURN @rc;
+    END;
+    IF @dry_run = 1
+    BEGIN
+        -- What the job would do, for SSMS: one row per worker count. Nothing is recorded.
+        SELECT d.workers, d.seconds AS estimated_seconds, CAST(d.seconds / 3600.0 AS decimal(12, 2)) AS estimated_hours,
+               d.cost, r.currency, r.rows_pending, r.text_bytes, r.tokens_estimate, r.rows_per_s_per_worker,
+               r.rate_source, r.mode, r.dimensions
+        FROM OPENJSON(@response, '$.result') WITH (
+                rows_pending bigint, text_bytes bigint, tokens_estimate bigint, mode nvarchar(20), dimensions int,
+                rows_per_s_per_worker float '$.rate.rows_per_s', rate_source nvarchar(400) '$.rate.source',
+                currency nvarchar(8), estimates nvarchar(max) AS JSON) AS r
+        CROSS APPLY OPENJSON(r.estimates) WITH (workers int, seconds float, cost float) AS d
+        ORDER BY d.workers;
+        RETURN 0;
     END;
     SET @job_id = JSON_VALUE(@response, '$.result.id');
     BEGIN TRY

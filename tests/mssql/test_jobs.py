@@ -295,3 +295,60 @@ def test_change_tracking_sync_reads_only_changed_rows(jobs: Deployment, job_serv
     edited = scalar(jobs.owner, "SELECT body FROM dbo.tracked WHERE id = 50")
     assert float(got[50] @ service_vectors(srv, [edited])[0]) >= 0.9999
     assert run(spark, job("hash")).rows_embedded == 0, "a full comparison agrees"
+
+
+def test_dry_run_from_t_sql_matches_the_job_that_follows_and_writes_nothing(
+        jobs: Deployment, base_settings: Settings) -> None:
+    from sqlembed.engine.opener import open_embedder
+
+    texts = [*paragraphs(240, min_chars=40), None]
+    make_docs(jobs.owner, "dbo.dry", texts)
+    user = new_user(jobs, "dryuser", "GRANT SELECT, UPDATE ON dbo.dry TO {user}")
+    jobs_before = scalar(jobs.owner, "SELECT COUNT(*) FROM sqlembed.jobs")
+    with user.connect() as conn:
+        rows = conn.execute(
+            "EXEC sqlembed.submit_job @database = N'app', @table = N'dbo.dry', @key_column = N'id', "
+            "@text_column = N'body', @vector_column = N'embedding', @dry_run = 1").fetchall()
+    # What SSMS shows: one row per worker count, with the job's figures on each.
+    assert [r.workers for r in rows] == [1, 2, 4, 8]
+    first = rows[0]
+    assert first.rows_pending == 241  # every row: none has a vector yet (the NULL text would fail)
+    assert first.text_bytes == scalar(jobs.owner, "SELECT SUM(CAST(DATALENGTH(CAST(body AS nvarchar(max))) AS bigint)) "
+                                                  "FROM dbo.dry")
+    emb = open_embedder(base_settings.engine_settings())
+    try:
+        prompt = "passage" if emb.manifest.prompt_for("passage") is not None else None
+        truth = sum(len(ids) for ids in emb.tokenize([t for t in texts if t], input_type=prompt))
+    finally:
+        emb.close()
+    assert abs(first.tokens_estimate - truth) <= 0.2 * truth
+    assert first.rate_source.startswith("measured") and first.estimated_seconds > 0
+    assert rows[3].estimated_seconds == pytest.approx(first.estimated_seconds / 8, abs=0.1)
+    # Nothing written, no job recorded, here or on the service.
+    assert scalar(jobs.owner, "SELECT COUNT(*) FROM dbo.dry WHERE embedding IS NOT NULL") == 0
+    assert scalar(jobs.owner, "SELECT COUNT(*) FROM sqlembed.jobs") == jobs_before
+    assert scalar(jobs.owner, "SELECT COUNT(*) FROM sqlembed.embedding_state WHERE source_table = N'[dbo].[dry]'") == 0
+    # The job that follows reads exactly the rows the dry run counted.
+    with user.connect() as conn:
+        rc, job, error = submit(conn, "dbo.dry")
+        assert rc == 0 and job, error
+        done = wait(conn, job)
+    assert done.rows_total == first.rows_pending and done.rows_done == 240
+    # Inside a transaction the dry run is refused (the service's count would wait behind its locks).
+    conn = user.connect(autocommit=False)
+    try:
+        conn.execute("UPDATE dbo.dry SET body = body + N'!' WHERE id = 1")
+        rc = scalar(conn, "DECLARE @rc int, @e nvarchar(max); EXEC @rc = sqlembed.submit_job @database = N'app', "
+                          "@table = N'dbo.dry', @key_column = N'id', @text_column = N'body', "
+                          "@vector_column = N'embedding', @error = @e OUTPUT, @dry_run = 1; SELECT @rc")
+        assert rc == 409
+        conn.rollback()
+    finally:
+        conn.close()
+    # The same permission checks as a submission: no SELECT on the text, no dry run.
+    nosel = new_user(jobs, "drynosel", "GRANT SELECT (id) ON dbo.dry TO {user}")
+    with nosel.connect() as conn:
+        rc = scalar(conn, "DECLARE @rc int, @e nvarchar(max); EXEC @rc = sqlembed.submit_job @database = N'app', "
+                          "@table = N'dbo.dry', @key_column = N'id', @text_column = N'body', "
+                          "@vector_column = N'embedding', @error = @e OUTPUT, @dry_run = 1; SELECT @rc")
+    assert rc == 403
