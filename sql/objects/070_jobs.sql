@@ -59,7 +59,8 @@ CREATE OR ALTER PROCEDURE sqlembed.submit_job
     @sync          nvarchar(10) = N'auto',
     @job_id        nvarchar(64) = NULL OUTPUT,
     @error         nvarchar(max) = NULL OUTPUT,
-    @dry_run       bit = 0
+    @dry_run       bit = 0,
+    @estimate      nvarchar(max) = NULL OUTPUT
 AS
 BEGIN
     SET NOCOUNT ON;
@@ -67,7 +68,9 @@ BEGIN
     SET IMPLICIT_TRANSACTIONS OFF;
     SET @job_id = NULL;
     SET @error = NULL;
-    DECLARE @entry_trancount int = @@TRANCOUNT, @rc int = 0, @code int = 400, @problem nvarchar(4000);
+    SET @estimate = NULL;
+    DECLARE @entry_trancount int = @@TRANCOUNT, @rc int = 0, @code int = 400, @problem nvarchar(4000),
+            @unsupported bit = 0;
     DECLARE @object_id int = OBJECT_ID(@table, N'U');
     -- The name the service resolves (schema.table) and the same name quoted for HAS_PERMS_BY_NAME.
     DECLARE @name nvarchar(300) = OBJECT_SCHEMA_NAME(@object_id) + N'.' + OBJECT_NAME(@object_id);
@@ -95,6 +98,9 @@ BEGIN
         SELECT @problem = CONCAT(N'submit_job starts a job on the service, which no rollback can undo, and cannot ',
                                  N'run inside a transaction (@@TRANCOUNT = ', @entry_trancount, N'): commit or roll ',
                                  N'back first, or call it with autocommit'), @code = 409;
+    -- NULL would read as 0 below and start a real job.
+    ELSE IF @dry_run IS NULL
+        SELECT @problem = N'@dry_run must be 0 or 1';
     ELSE IF @object_id IS NULL
         SELECT @problem = CONCAT(N'table not found (or no permission on it): ', @table), @code = 404;
     ELSE IF NOT EXISTS (SELECT 1 FROM sys.columns WHERE object_id = @object_id AND name = @key_column)
@@ -105,6 +111,12 @@ BEGIN
         SELECT @problem = CONCAT(N'you need SELECT on ', @qname, N'.', QUOTENAME(@unreadable), N' to embed it',
                                  CASE WHEN @where IS NOT NULL THEN N' (a @where may name any column: SELECT on every '
                                       + N'column is required with one)' ELSE N'' END), @code = 403;
+    -- The service reads the text unmasked (its own login): a caller who sees it masked may not have
+    -- it embedded into a column they can read, nor counted and measured by a dry run.
+    ELSE IF EXISTS (SELECT 1 FROM sys.masked_columns WHERE object_id = @object_id AND name = @text_column)
+            AND ISNULL(HAS_PERMS_BY_NAME(@qname, N'OBJECT', N'UNMASK', @text_column, N'COLUMN'), 0) = 0
+        SELECT @problem = CONCAT(N'the text column ', QUOTENAME(@text_column), N' is masked and you lack UNMASK on it: ',
+                                 N'the job would read it unmasked'), @code = 403;
     ELSE IF @target_table IS NOT NULL AND @chunk_table IS NOT NULL
         SELECT @problem = N'a job writes either @target_table or @chunk_table, not both';
     ELSE IF @chunk_table IS NOT NULL AND (@chunk_tokens IS NULL OR @chunk_tokens NOT BETWEEN 8 AND 8192)
@@ -131,6 +143,10 @@ BEGIN
     IF @problem IS NOT NULL
     BEGIN
         SET @error = JSON_OBJECT('source': 'sqlembed.submit_job', 'code': @code, 'message': @problem);
+        -- A dry run is read in SSMS, where an unread @error would leave only "Commands completed":
+        -- severity 10 is a message, not an error (nothing is raised or doomed).
+        IF @dry_run = 1
+            RAISERROR (N'%s', 10, 1, @problem) WITH NOWAIT;
         RETURN @code;
     END;
     DECLARE @overlap int = CASE WHEN @chunk_table IS NOT NULL THEN @chunk_overlap END;
@@ -145,25 +161,55 @@ BEGIN
         ABSENT ON NULL);
     DECLARE @response nvarchar(max);
     EXEC @rc = sqlembed.invoke @path = N'/v1/jobs', @payload = @payload, @response = @response OUTPUT, @error = @error OUTPUT;
+    DECLARE @source nvarchar(100) = CASE WHEN @dry_run = 1 THEN N'sqlembed.submit_job (dry run)'
+                                         ELSE N'sqlembed.submit_job' END;
     IF @rc <> 0
     BEGIN
         DECLARE @message nvarchar(4000) = LEFT(JSON_VALUE(@error, '$.message'), 4000);
-        EXEC sqlembed.log_error @source = N'sqlembed.submit_job', @code = @rc, @message = @message;
+        EXEC sqlembed.log_error @source = @source, @code = @rc, @message = @message;
+        IF @dry_run = 1
+            RAISERROR (N'%s', 10, 1, @message) WITH NOWAIT;
         RETURN @rc;
     END;
-    IF @dry_run = 1
+    -- A service older than dry runs ignores the field and answers 202 with a job it started:
+    -- record that job below (its submitter can then see and cancel it) and say so.
+    IF @dry_run = 1 AND ISNULL(JSON_VALUE(@response, '$.result.dry_run'), N'') <> N'true'
     BEGIN
-        -- What the job would do, for SSMS: one row per worker count. Nothing is recorded.
-        SELECT d.workers, d.seconds AS estimated_seconds, CAST(d.seconds / 3600.0 AS decimal(12, 2)) AS estimated_hours,
-               d.cost, r.currency, r.rows_pending, r.text_bytes, r.tokens_estimate, r.rows_per_s_per_worker,
-               r.rate_source, r.mode, r.dimensions
-        FROM OPENJSON(@response, '$.result') WITH (
-                rows_pending bigint, text_bytes bigint, tokens_estimate bigint, mode nvarchar(20), dimensions int,
-                rows_per_s_per_worker float '$.rate.rows_per_s', rate_source nvarchar(400) '$.rate.source',
-                currency nvarchar(8), estimates nvarchar(max) AS JSON) AS r
-        CROSS APPLY OPENJSON(r.estimates) WITH (workers int, seconds float, cost float) AS d
-        ORDER BY d.workers;
-        RETURN 0;
+        SET @job_id = JSON_VALUE(@response, '$.result.id');
+        SELECT @unsupported = 1, @problem = CONCAT(N'the service does not support dry runs (upgrade it)',
+            CASE WHEN @job_id IS NOT NULL THEN CONCAT(N'; it started job ', @job_id, N' instead: ',
+                                                      N'EXEC sqlembed.cancel_job @job_id = N''', @job_id,
+                                                      N''' stops it') ELSE N'' END);
+        SET @error = JSON_OBJECT('source': 'sqlembed.submit_job', 'code': 502, 'message': @problem);
+        EXEC sqlembed.log_error @source = @source, @code = 502, @message = @problem;
+        RAISERROR (N'%s', 10, 1, @problem) WITH NOWAIT;
+        IF @job_id IS NULL
+            RETURN 502;
+    END
+    ELSE IF @dry_run = 1
+    BEGIN
+        BEGIN TRY
+            SET @estimate = JSON_QUERY(@response, '$.result');
+            IF JSON_QUERY(@response, '$.result.estimates') IS NULL
+                THROW 50070, N'the service''s dry-run answer has no estimates', 1;
+            -- What the job would do, for SSMS: one row per worker count. Nothing is recorded.
+            SELECT d.workers, d.seconds AS estimated_seconds, CAST(d.seconds / 3600.0 AS decimal(12, 2)) AS estimated_hours,
+                   d.cost, r.currency, r.rows_pending, r.text_bytes, r.tokens_estimate, r.rows_per_s_per_worker,
+                   r.rate_source, r.mode, r.dimensions
+            FROM OPENJSON(@response, '$.result') WITH (
+                    rows_pending bigint, text_bytes bigint, tokens_estimate bigint, mode nvarchar(20), dimensions int,
+                    rows_per_s_per_worker float '$.rate.rows_per_s', rate_source nvarchar(4000) '$.rate.source',
+                    currency nvarchar(8), estimates nvarchar(max) AS JSON) AS r
+            CROSS APPLY OPENJSON(r.estimates) WITH (workers int, seconds float, cost float) AS d
+            ORDER BY d.workers;
+            RETURN 0;
+        END TRY
+        BEGIN CATCH
+            SET @problem = CONCAT(N'unexpected dry-run answer from the service: ', ERROR_MESSAGE());
+            SET @error = JSON_OBJECT('source': 'sqlembed.submit_job', 'code': 502, 'message': @problem);
+            EXEC sqlembed.log_error @source = @source, @code = 502, @message = @problem;
+            RETURN 502;
+        END CATCH;
     END;
     SET @job_id = JSON_VALUE(@response, '$.result.id');
     BEGIN TRY
@@ -187,7 +233,7 @@ BEGIN
         RETURN CASE WHEN ERROR_NUMBER() = 0 THEN 500 ELSE ERROR_NUMBER() END;
     END CATCH;
     SELECT @job_id AS job_id, JSON_VALUE(@response, '$.result.state') AS state;
-    RETURN 0;
+    RETURN CASE WHEN @unsupported = 1 THEN 502 ELSE 0 END;
 END;
 GO
 -- One job's resource on the service, for its submitter (or a database owner): validates the id,

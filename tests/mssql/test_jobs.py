@@ -297,6 +297,16 @@ def test_change_tracking_sync_reads_only_changed_rows(jobs: Deployment, job_serv
     assert run(spark, job("hash")).rows_embedded == 0, "a full comparison agrees"
 
 
+def last_result(conn: Any, sql: str) -> list[Any]:
+    """The rows of the batch's last result set (a dry run answers rows before the batch's SELECT)."""
+    cur = conn.execute(sql)
+    rows = cur.fetchall() if cur.description else []
+    while cur.nextset():
+        if cur.description:
+            rows = cur.fetchall()
+    return rows
+
+
 def test_dry_run_from_t_sql_matches_the_job_that_follows_and_writes_nothing(
         jobs: Deployment, base_settings: Settings) -> None:
     from sqlembed.engine.opener import open_embedder
@@ -309,6 +319,17 @@ def test_dry_run_from_t_sql_matches_the_job_that_follows_and_writes_nothing(
         rows = conn.execute(
             "EXEC sqlembed.submit_job @database = N'app', @table = N'dbo.dry', @key_column = N'id', "
             "@text_column = N'body', @vector_column = N'embedding', @dry_run = 1").fetchall()
+        # The same answer as JSON for T-SQL callers, with the return code and no error.
+        out = last_result(
+            conn, "DECLARE @rc int, @e nvarchar(max), @est nvarchar(max); EXEC @rc = sqlembed.submit_job "
+            "@database = N'app', @table = N'dbo.dry', @key_column = N'id', @text_column = N'body', "
+            "@vector_column = N'embedding', @error = @e OUTPUT, @dry_run = 1, @estimate = @est OUTPUT; "
+            "SELECT @rc AS rc, @e AS error, @est AS estimate")
+        # @dry_run = NULL must not read as 0 (a real job).
+        null_rc = scalar(conn, "DECLARE @rc int; EXEC @rc = sqlembed.submit_job @database = N'app', "
+                               "@table = N'dbo.dry', @key_column = N'id', @text_column = N'body', "
+                               "@vector_column = N'embedding', @dry_run = NULL; SELECT @rc")
+    assert null_rc == 400
     # What SSMS shows: one row per worker count, with the job's figures on each.
     assert [r.workers for r in rows] == [1, 2, 4, 8]
     first = rows[0]
@@ -322,8 +343,11 @@ def test_dry_run_from_t_sql_matches_the_job_that_follows_and_writes_nothing(
     finally:
         emb.close()
     assert abs(first.tokens_estimate - truth) <= 0.2 * truth
-    assert first.rate_source.startswith("measured") and first.estimated_seconds > 0
+    assert first.rate_source.startswith("measured") and first.rows_per_s_per_worker > 0
+    assert first.estimated_seconds == pytest.approx(241 / first.rows_per_s_per_worker, abs=0.1)
     assert rows[3].estimated_seconds == pytest.approx(first.estimated_seconds / 8, abs=0.1)
+    assert out[-1].rc == 0 and out[-1].error is None, out[-1].error
+    assert json.loads(out[-1].estimate)["rows_pending"] == 241
     # Nothing written, no job recorded, here or on the service.
     assert scalar(jobs.owner, "SELECT COUNT(*) FROM dbo.dry WHERE embedding IS NOT NULL") == 0
     assert scalar(jobs.owner, "SELECT COUNT(*) FROM sqlembed.jobs") == jobs_before
@@ -338,9 +362,9 @@ def test_dry_run_from_t_sql_matches_the_job_that_follows_and_writes_nothing(
     conn = user.connect(autocommit=False)
     try:
         conn.execute("UPDATE dbo.dry SET body = body + N'!' WHERE id = 1")
-        rc = scalar(conn, "DECLARE @rc int, @e nvarchar(max); EXEC @rc = sqlembed.submit_job @database = N'app', "
-                          "@table = N'dbo.dry', @key_column = N'id', @text_column = N'body', "
-                          "@vector_column = N'embedding', @error = @e OUTPUT, @dry_run = 1; SELECT @rc")
+        rc = last_result(conn, "DECLARE @rc int, @e nvarchar(max); EXEC @rc = sqlembed.submit_job "
+                               "@database = N'app', @table = N'dbo.dry', @key_column = N'id', @text_column = N'body', "
+                               "@vector_column = N'embedding', @error = @e OUTPUT, @dry_run = 1; SELECT @rc")[-1][0]
         assert rc == 409
         conn.rollback()
     finally:
@@ -348,7 +372,18 @@ def test_dry_run_from_t_sql_matches_the_job_that_follows_and_writes_nothing(
     # The same permission checks as a submission: no SELECT on the text, no dry run.
     nosel = new_user(jobs, "drynosel", "GRANT SELECT (id) ON dbo.dry TO {user}")
     with nosel.connect() as conn:
-        rc = scalar(conn, "DECLARE @rc int, @e nvarchar(max); EXEC @rc = sqlembed.submit_job @database = N'app', "
-                          "@table = N'dbo.dry', @key_column = N'id', @text_column = N'body', "
-                          "@vector_column = N'embedding', @error = @e OUTPUT, @dry_run = 1; SELECT @rc")
+        rc = last_result(conn, "DECLARE @rc int, @e nvarchar(max); EXEC @rc = sqlembed.submit_job "
+                               "@database = N'app', @table = N'dbo.dry', @key_column = N'id', @text_column = N'body', "
+                               "@vector_column = N'embedding', @error = @e OUTPUT, @dry_run = 1; SELECT @rc")[-1][0]
     assert rc == 403
+    # A masked text column: the service would read it unmasked, so a caller without UNMASK may
+    # neither embed it nor have it measured.
+    jobs.owner.execute("ALTER TABLE dbo.dry ALTER COLUMN body ADD MASKED WITH (FUNCTION = 'default()')")
+    masked_rc = ("DECLARE @rc int, @e nvarchar(max); EXEC @rc = sqlembed.submit_job @database = N'app', "
+                 "@table = N'dbo.dry', @key_column = N'id', @text_column = N'body', "
+                 "@vector_column = N'embedding', @error = @e OUTPUT, @dry_run = 1; SELECT @rc")
+    with user.connect() as conn:
+        assert last_result(conn, masked_rc)[-1][0] == 403
+    jobs.owner.execute(f"GRANT UNMASK ON dbo.dry(body) TO {user.name}")
+    with user.connect() as conn:
+        assert last_result(conn, masked_rc)[-1][0] == 0
