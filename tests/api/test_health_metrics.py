@@ -73,7 +73,7 @@ def test_metrics_count_requests_batches_and_tokens(fake_settings: Settings) -> N
         before = _metrics(srv.url)
         r = httpx.post(srv.url + "/api/embed", json={"input": ["one two", "three"]})
         assert r.status_code == 200
-        assert httpx.post(srv.url + "/api/embed", json={"input": ""}).status_code == 400
+        assert httpx.post(srv.url + "/api/embed", json={"input": 5}).status_code == 400
         after = _metrics(srv.url)
     delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
     assert delta[ok] == 1 and delta[bad] == 1 and delta[latency] == 2

@@ -55,6 +55,6 @@ def test_embed_text_reads_the_ollama_shape(fake_url: str) -> None:
 def test_invoke_reads_both_error_shapes(fake_url: str) -> None:
     text = _sql("040_invoke.sql")
     assert "'$.result.error.message'" in text and "'$.result.error'" in text
-    ollama = httpx.post(fake_url + "/api/embed", json={"input": ""}).json()
+    ollama = httpx.post(fake_url + "/api/embed", json={"input": 5}).json()
     openai = httpx.post(fake_url + "/v1/sqlserver/embed", json={"inputs": []}).json()
     assert isinstance(ollama["error"], str) and isinstance(openai["error"]["message"], str)

@@ -79,7 +79,7 @@ def test_request_texts_are_strings_or_a_4xx_error(value: Any, limit: int) -> Non
                       "fuzz").input
     except (InvalidInput, UnprocessableInput):
         return
-    assert isinstance(texts, list) and all(isinstance(t, str) for t in texts) and 0 < len(texts) <= limit
+    assert isinstance(texts, list) and all(isinstance(t, str) for t in texts) and 0 <= len(texts) <= limit
 
 
 @FUZZ

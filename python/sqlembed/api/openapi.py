@@ -89,6 +89,9 @@ def spec_for(routes: Sequence[Any], limits: Limits | None = None, extra_paths: t
             ok["headers"] = {TRUNCATED_HEADER: {"description": "tokens cut from over-long inputs, all inputs together",
                                                 "schema": {"type": "integer", "minimum": 0}}}
         responses: dict[str, Any] = {str(r.status): ok}
+        for status, body_type, when in r.also:
+            responses[str(status)] = {"description": when, "content": {"application/json": {
+                "schema": spec.schema(body_type, "serialization")}}}
         error_schema = (spec.schema(r.error_body, "serialization") if r.error_body is not None
                         else error_refs[r.protocol])
         for code in r.errors:

@@ -41,6 +41,8 @@ class Route:
     """Served without an API key (liveness and readiness probes, Ollama's root)."""
     content_type: str = "application/json"
     description: str = ""
+    also: tuple[tuple[int, Any, str], ...] = ()
+    """Other success answers: (status, body type, when), e.g. a job's dry run (200) beside its 202."""
 
 
 ROUTES: tuple[Route, ...] = (
@@ -49,6 +51,10 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/embeddings", ollama.embeddings_legacy, "Ollama legacy embeddings (one prompt)",
           "ollama", ollama_s.LegacyRequest, ollama_s.LegacyResponse, errors=EMBED_ERRORS),
     Route("GET", "/api/tags", ollama.tags, "models served (Ollama)", "ollama", response=ollama_s.TagsResponse,
+          errors=(401, 503)),
+    Route("POST", "/api/show", ollama.show, "model card: context and embedding length, capabilities (Ollama)",
+          "ollama", ollama_s.ShowRequest, ollama_s.ShowResponse, errors=(400, 401, 404, 413, 415, 503)),
+    Route("GET", "/api/ps", ollama.ps, "the loaded model (Ollama)", "ollama", response=ollama_s.PsResponse,
           errors=(401, 503)),
     Route("GET", "/api/version", ollama.version, "Ollama-compatible version", "ollama",
           response=ollama_s.VersionResponse),
@@ -70,7 +76,8 @@ ROUTES: tuple[Route, ...] = (
           sqlserver_s.EmbedRowsRequest, sqlserver_s.EmbedRowsResponse, errors=EMBED_ERRORS,
           description=sqlserver_s.NDJSON_DESCRIPTION),
     Route("POST", "/v1/jobs", jobs.submit, "submit a bulk embedding job (202 at once; poll GET /v1/jobs/{job_id})",
-          "openai", job_s.JobRequest, job_s.Job, status=202, errors=(400, 401, 413, 415, 422, 503)),
+          "openai", job_s.JobRequest, job_s.Job, status=202, errors=(400, 401, 413, 415, 422, 503),
+          also=((200, job_s.DryRun, "dry_run: what the job would do; nothing written, no job recorded"),)),
     Route("GET", "/v1/jobs", jobs.list_jobs, "recent jobs", "openai", response=job_s.JobList, errors=(401, 503)),
     Route("GET", "/v1/jobs/{job_id}", jobs.get, "job state and progress", "openai", response=job_s.Job,
           errors=(401, 404, 503)),

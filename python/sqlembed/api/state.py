@@ -48,6 +48,31 @@ class Service:
         names += self.settings.alias_list()
         return list(dict.fromkeys(names))
 
+    # Ollama's names: a name without a tag is the name with the tag "latest" (`x` and `x:latest`
+    # are one model; `ollama list` shows `x:latest`). The one place that rule lives.
+    LATEST = ":latest"
+
+    @classmethod
+    def tagged(cls, name: str) -> str:
+        """Ollama's full name: ``x`` -> ``x:latest``; a tagged name (``x:l6-v2``) as it is. A tag
+        follows the last '/' (``host:port/x`` has none)."""
+        return name if ":" in name.rpartition("/")[2] else name + cls.LATEST
+
+    @classmethod
+    def untagged(cls, name: str) -> str:
+        """``x:latest`` -> ``x`` (where ``x`` has no tag of its own); any other name as it is."""
+        base = name.removesuffix(cls.LATEST)
+        return base if base != name and cls.tagged(base) == name else name
+
+    def ollama_names(self) -> list[str]:
+        """The served names as /api/tags lists them: each name, and after an untagged one its
+        ``:latest`` form (the name Ollama clients show and validate against)."""
+        return list(dict.fromkeys(n for name in self.model_names() for n in (name, self.tagged(name))))
+
+    def serves(self, name: str) -> bool:
+        """A served name, with or without Ollama's default tag."""
+        return self.untagged(name) in self.model_names()
+
     def resolve_model(self, requested: str | None) -> str:
         """The name to echo back. Unknown names are served by the loaded model unless strict."""
         return self.resolve(requested)[0]
@@ -55,16 +80,18 @@ class Service:
     def resolve(self, requested: str | None) -> tuple[str, str | None]:
         """(name to echo, input type the name implies). ``<model>-query`` and ``<model>-passage``
         (or ``-document``) choose the model's prompt, because AI_GENERATE_EMBEDDINGS can only pass
-        a model name (and PARAMETERS) per external model."""
+        a model name (and PARAMETERS) per external model. Ollama's ``:latest`` goes on either side
+        of the suffix: ``x-query:latest`` (the tagged name of ``x-query``) and ``x:latest-query``
+        (the suffix on the tagged name) are ``x-query``."""
         if requested:
-            base, _, suffix = requested.rpartition("-")
-            if suffix in ("query", "passage", "document") and base in self.model_names():
+            base, _, suffix = self.untagged(requested).rpartition("-")
+            if suffix in ("query", "passage", "document") and self.serves(base):
                 return requested, suffix
         return self._resolve_name(requested), None
 
     def _resolve_name(self, requested: str | None) -> str:
         _, _, manifest = self.engine()
-        if requested is None or requested in self.model_names():
+        if requested is None or self.serves(requested):
             return requested or manifest.name
         if self.settings.strict_model:
             raise ModelNotFound(f"model '{requested}' not found; this server serves '{manifest.id}'",

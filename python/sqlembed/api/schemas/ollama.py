@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import (
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from sqlembed.api.schemas.common import (
-    Dimensions,
+    LIMIT,
     InputType,
     Request,
     Texts,
@@ -17,15 +27,48 @@ from sqlembed.api.schemas.common import (
     Vectors,
 )
 
+_TEXTS: TypeAdapter[list[str]] = TypeAdapter(Texts)
+
+
+def _ollama_texts(value: Any, info: ValidationInfo) -> list[str]:
+    """Ollama's reading of ``input`` (server/routes.go EmbedHandler): missing, null, "" or [] is no
+    text at all (the "load the model" ping, answered with no embeddings), and "" inside a list is
+    embedded like any text. Everything else is the shared rule (types, token ids, the input limit)."""
+    if value is None or value == "" or value == []:
+        return []
+    strings = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    try:  # "" checked as a one-character text: only its type and the count matter here
+        _TEXTS.validate_python([v or " " for v in value] if strings else value, context=info.context)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise PydanticCustomError(err["type"], str(err["msg"])) from None
+    return [value] if isinstance(value, str) else list(value)
+
+
+OllamaTexts = Annotated[list[str], PlainValidator(_ollama_texts), WithJsonSchema({
+    "oneOf": [
+        {"type": "string"},
+        {"type": "array", "items": {"type": "string"}, LIMIT: "max_inputs"},
+        {"type": "null"},
+    ],
+    "description": "one text or a list of texts; missing, null, \"\" or [] embeds nothing and answers "
+                   "\"embeddings\": [] (Ollama's load-the-model request); \"\" in a list is embedded, as Ollama "
+                   "does; token-id arrays are refused with 422",
+})]
+"""Ollama's ``input``: the shared ``Texts`` rule, plus Ollama's empty cases."""
+
+OllamaDimensions = Annotated[int, Field(ge=0, description="keep the first n dimensions and re-normalize; 0 is unset "
+                                                          "(Go's zero value, as Ollama reads it)")]
+
 
 class EmbedRequest(Request):
     """``POST /api/embed``. ``model`` is optional here (Ollama requires it; SQL Server always sends it)."""
 
     model: str | None = Field(None, description="echoed back; unknown names are served by the loaded model "
                                                 "unless SQLEMBED_STRICT_MODEL")
-    input: Texts
+    input: OllamaTexts = Field(default_factory=list)
     truncate: bool = Field(True, description="false: a text over the model's context is an error")
-    dimensions: Dimensions | None = None
+    dimensions: OllamaDimensions | None = None
     keep_alive: str | float | None = Field(None, description="accepted and ignored (the model stays loaded)")
     options: dict[str, Any] | None = Field(None, description="accepted and ignored")
     input_type: InputType | None = None
@@ -36,16 +79,33 @@ class EmbedRequest(Request):
         {"model": "all-minilm", "input": ["first text", "second text"], "dimensions": 256},
     ]})
 
+    @field_validator("dimensions")
+    @classmethod
+    def _zero_is_unset(cls, v: int | None) -> int | None:
+        return v or None
+
 
 class LegacyRequest(Request):
     """``POST /api/embeddings`` (superseded by /api/embed, contract E2)."""
 
     model: str | None = None
-    prompt: str = Field(min_length=1)
+    prompt: str | None = Field(None, description="missing, null or \"\": no text, answered with "
+                                                  "\"embedding\": [] (Ollama's load-the-model request)")
     keep_alive: str | float | None = None
     options: dict[str, Any] | None = None
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"model": "all-minilm", "prompt": "hello"}]})
+
+
+class ShowRequest(Request):
+    """``POST /api/show``: what clients ask before they embed (context length, embedding length)."""
+
+    model: str | None = Field(None, description="the name as in /api/embed; unknown names describe the loaded "
+                                                "model unless SQLEMBED_STRICT_MODEL (then 404)")
+    name: str | None = Field(None, description="older clients' spelling of 'model'")
+    verbose: bool = Field(False, description="accepted; there is no tensor list to add")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"model": "all-minilm"}, {"name": "all-minilm:latest"}]})
 
 
 class EmbedResponse(TypedDict):
@@ -73,6 +133,8 @@ class TagDetails(TypedDict):
     normalize: bool
     prompts: dict[str, str]
     max_tokens: int
+    context_length: int
+    """Ollama's name for max_tokens (its ModelDetails carries it since 0.30; ollama/ollama api/types.go)."""
 
 
 class Tag(TypedDict):
@@ -86,6 +148,34 @@ class Tag(TypedDict):
 
 class TagsResponse(TypedDict):
     models: list[Tag]
+
+
+class ShowResponse(TypedDict):
+    license: str
+    modelfile: str
+    parameters: str
+    template: str
+    details: TagDetails
+    model_info: dict[str, str | int]
+    """GGUF-style keys: general.architecture, general.parameter_count, <architecture>.context_length,
+    <architecture>.embedding_length (what clients read the model's limits from)."""
+    capabilities: list[str]
+    modified_at: str
+
+
+class RunningModel(TypedDict):
+    name: str
+    model: str
+    size: int
+    digest: str
+    details: TagDetails
+    expires_at: str
+    size_vram: int
+    context_length: int
+
+
+class PsResponse(TypedDict):
+    models: list[RunningModel]
 
 
 class VersionResponse(TypedDict):
