@@ -1,7 +1,7 @@
 """``sqlembed serve --workers 2``: two front processes on one port (SO_REUSEPORT) and one engine
 host. Vectors are the single-process service's, both fronts take connections, /metrics counts
-each request once across the processes, admission (429) is the host's one queue, jobs are answered
-by the host, and a front that dies is replaced."""
+each request once across the processes, admission (429) is the host's one queue, jobs and the
+status page's figures are answered by the host, and a front that dies is replaced."""
 
 from __future__ import annotations
 
@@ -97,6 +97,24 @@ def test_vectors_are_the_engines_and_both_fronts_answer(served: Served, model_di
     assert float(np.asarray(r.json()["data"][0]["embedding"]) @ cut) >= 0.99999
 
 
+def test_ollama_discovery_and_token_ids_on_every_front(served: Served) -> None:
+    """/api/show and /api/ps are answered by each front from its own manifest; token ids are
+    decoded in the front that parsed the request."""
+    prefixes = set()
+    for _ in range(8):
+        with httpx.Client() as c:  # a new connection each time: both fronts take some
+            show = c.post(served.url + "/api/show", json={"model": "all-minilm:latest"})
+            ps = c.get(served.url + "/api/ps")
+            ids = c.post(served.url + "/v1/embeddings", json={"input": [[9906, 1917]]})  # cl100k_base "Hello world"
+            text = c.post(served.url + "/v1/embeddings", json={"input": "Hello world"})
+        assert show.status_code == ps.status_code == ids.status_code == 200, (show.text, ps.text, ids.text)
+        assert show.json()["model_info"]["bert.context_length"] == 256
+        assert ps.json()["models"][0]["context_length"] == 256
+        np.testing.assert_allclose(ids.json()["data"][0]["embedding"], text.json()["data"][0]["embedding"], atol=1e-6)
+        prefixes.add(show.headers["x-request-id"][:16])
+    assert len(prefixes) == 2, "both front processes answered"
+
+
 def test_metrics_count_each_request_once_across_processes(served: Served) -> None:
     def count() -> float:
         text = httpx.get(served.url + "/metrics").text
@@ -109,6 +127,23 @@ def test_metrics_count_each_request_once_across_processes(served: Served) -> Non
             assert c.post(served.url + "/api/embed", json={"input": "count me"}).status_code == 200
     assert count() - before == 12
     assert 'sqlembed_texts_total' in httpx.get(served.url + "/metrics").text
+
+
+def test_status_page_figures_come_from_the_host(served: Served) -> None:
+    """/v1/status (the /ui page's figures) is answered by the host: its backend (a front has only
+    the link to it), its queue, and every front's requests added up."""
+    before = httpx.get(served.url + "/v1/status").json()
+    for _ in range(8):
+        with httpx.Client() as c:  # new connections: both fronts take some
+            assert c.post(served.url + "/api/embed", json={"input": ["one", "two", "three"]}).status_code == 200
+    r = httpx.get(served.url + "/v1/status")
+    assert r.headers["Cache-Control"] == "no-store"
+    status = r.json()
+    assert (status["status"], status["front_processes"]) == ("ready", 2)
+    assert status["backend"] == httpx.get(served.url + "/readyz").json()["backend"] != "engine host"
+    assert status["totals"]["requests"] - before["totals"]["requests"] == 8
+    assert status["totals"]["texts"] - before["totals"]["texts"] == 24
+    assert status["recent"]["latency_p50_ms"] is not None
 
 
 def test_jobs_and_readiness_come_from_the_host(served: Served) -> None:

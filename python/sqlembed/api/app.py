@@ -11,7 +11,7 @@ import time
 
 from aiohttp import web
 
-from sqlembed.api import custom
+from sqlembed.api import custom, status
 from sqlembed.api.auth import KeyRing, make_auth_middleware
 from sqlembed.api.errors import Handler, error_middleware
 from sqlembed.api.openapi import SPEC
@@ -73,7 +73,7 @@ def create_app(svc: Service, *, proxy: Handler | None = None, proxied: frozenset
     middlewares = [metrics_middleware, error_middleware]
     ring = KeyRing(settings.api_key_list(), settings.api_keys_file)
     if ring.enabled:
-        middlewares.append(make_auth_middleware(ring))
+        middlewares.append(make_auth_middleware(ring, frozenset(r.path for r in ROUTES if r.open)))
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[SERVICE] = svc
     app[KEYS] = ring
@@ -87,4 +87,7 @@ def create_app(svc: Service, *, proxy: Handler | None = None, proxied: frozenset
         else:
             app.router.add_route(r.method, r.path, handler)
     app[SPEC] = build_spec(svc.limits, tuple(f.path for f in formats))
+    # The status page's request rate and latency are those of the routes that queue for the
+    # engine: the ones that can answer 429, and the configured adapters.
+    app[status.WINDOW] = status.RateWindow({r.path for r in ROUTES if 429 in r.errors} | {f.path for f in formats})
     return app

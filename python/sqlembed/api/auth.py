@@ -14,7 +14,6 @@ from aiohttp import web
 from sqlembed.api.errors import Handler
 from sqlembed.errors import Unauthorized
 
-OPEN_PATHS = frozenset({"/", "/healthz", "/readyz"})
 log = logging.getLogger(__name__)
 
 
@@ -93,10 +92,14 @@ def key_matches(candidate: str, keys: list[bytes]) -> bool:
     return ok
 
 
-def make_auth_middleware(ring: KeyRing) -> web.middleware:  # type: ignore[valid-type]
+def make_auth_middleware(ring: KeyRing, open_routes: frozenset[str]) -> web.middleware:  # type: ignore[valid-type]
+    """``open_routes``: the route templates served without a key (the route table's ``open`` flag,
+    passed in by api/app.py); matched by template, so ``/ui/{asset}`` covers its files."""
+
     @web.middleware
     async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in OPEN_PATHS:
+        resource = request.match_info.route.resource
+        if resource is None or resource.canonical not in open_routes:
             key = presented_key(request)
             if key is None:
                 raise Unauthorized("missing API key: send 'api-key: KEY' or 'Authorization: Bearer KEY'")

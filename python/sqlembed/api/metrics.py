@@ -7,7 +7,9 @@ counters and histograms summed over the processes, gauges as the live processes'
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 
@@ -17,6 +19,22 @@ _MULTIPROCESS = values.ValueClass is not values.MutexValue
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Cumulative figures at one moment: GET /v1/status (api/status.py) turns two of them into rates."""
+
+    texts: float = 0.0
+    tokens: float = 0.0
+    batches: float = 0.0
+    batch_seconds: float = 0.0
+    requests: float = 0.0
+    """Requests to the routes asked for (those that queue for the engine)."""
+    rejected: float = 0.0
+    latency: tuple[tuple[float, float], ...] = ()
+    """The request-latency histogram of those routes: (upper bound in seconds, cumulative count)."""
+    queue_depth: float = 0.0
 
 
 class Metrics:
@@ -71,13 +89,39 @@ class Metrics:
     def track_queue(self, depth: Callable[[], int]) -> None:
         self._depth = depth
 
-    def render(self) -> bytes:
+    def _collected(self) -> CollectorRegistry:
+        """This process's registry, or under ``serve --workers`` every process's values added up."""
         if self._depth is not None:
             self.queue_depth.set(self._depth())  # read at scrape time (set_function has no multiprocess form)
         if not _MULTIPROCESS:
-            return bytes(generate_latest(self.registry))
+            return self.registry
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return bytes(generate_latest(registry))
+        return registry
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self._collected()))
+
+    def totals(self, routes: Collection[str]) -> Totals:
+        """The figures the status page shows, read from the same samples /metrics renders, so the
+        two never disagree; request counts and latency are those of ``routes`` only (the status
+        page's own polling is not traffic an operator wants to see)."""
+        sums: dict[str, float] = defaultdict(float)
+        latency: dict[float, float] = defaultdict(float)
+        for family in self._collected().collect():
+            for s in family.samples:
+                if s.name.startswith("sqlembed_request_duration_seconds"):
+                    if s.labels.get("route") not in routes:
+                        continue
+                    if s.name.endswith("_bucket"):
+                        latency[float(s.labels["le"])] += s.value
+                        continue
+                sums[s.name] += s.value
+        return Totals(texts=sums["sqlembed_texts_total"], tokens=sums["sqlembed_tokens_total"],
+                      batches=sums["sqlembed_batch_size_count"],
+                      batch_seconds=sums["sqlembed_batch_duration_seconds_sum"],
+                      requests=sums["sqlembed_request_duration_seconds_count"],
+                      rejected=sums["sqlembed_rejected_total"], latency=tuple(sorted(latency.items())),
+                      queue_depth=sums["sqlembed_queue_depth"])

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sqlembed.api import health, jobs, ollama, openai, openapi, sqlserver
+from sqlembed.api import health, jobs, ollama, openai, openapi, pages, sqlserver, status
 from sqlembed.api.errors import Handler, Protocol
 from sqlembed.api.schemas import jobs as job_s
 from sqlembed.api.schemas import ollama as ollama_s
@@ -38,12 +38,19 @@ class Route:
     error_body: Any = None
     """The error statuses' body type where it is not the protocol's error envelope (readiness)."""
     open: bool = False
-    """Served without an API key (liveness and readiness probes, Ollama's root)."""
+    """Served without an API key (liveness and readiness probes, Ollama's root, the status page's
+    shell): the auth middleware reads this flag, so the document and the server cannot disagree."""
     content_type: str = "application/json"
     description: str = ""
     also: tuple[tuple[int, Any, str], ...] = ()
     """Other success answers: (status, body type, when), e.g. a job's dry run (200) beside its 202."""
 
+
+DESCRIPTION_OPEN = False
+"""Whether the API's description needs no key: /openapi.json and the reference that renders it
+(/docs and its files) are open or closed together, since /docs shows nothing the document does not
+hold. Closed, like every route that is not a probe: with API keys configured a browser cannot open
+/docs (it sends no header when it navigates); docs/api.md says how to read the reference then."""
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/embed", ollama.embed, "Ollama embed (AI_GENERATE_EMBEDDINGS, API_FORMAT 'Ollama')",
@@ -89,7 +96,22 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/readyz", health.readyz, "readiness: model loaded and warmed", "ollama",
           response=service_s.Ready, open=True, errors=(503,), error_body=service_s.Ready),
     Route("GET", "/metrics", health.metrics, "Prometheus metrics", "ollama", content_type="text/plain"),
-    Route("GET", "/openapi.json", openapi.openapi, "this document", "ollama", response=dict[str, Any]),
+    Route("GET", "/openapi.json", openapi.openapi, "this document", "ollama", response=dict[str, Any],
+          open=DESCRIPTION_OPEN, errors=() if DESCRIPTION_OPEN else (401,)),
+    Route("GET", "/docs", pages.docs, "interactive API reference (Swagger UI over /openapi.json)", "ollama",
+          content_type="text/html", open=DESCRIPTION_OPEN, errors=() if DESCRIPTION_OPEN else (401,)),
+    Route("GET", "/docs/{asset}", pages.docs_asset, "the API reference's scripts, styles and icons", "ollama",
+          content_type="*/*", open=DESCRIPTION_OPEN, errors=(404,) if DESCRIPTION_OPEN else (401, 404)),
+    # The status page's shell and files are open: they hold no data (every figure comes from
+    # /v1/status and /v1/jobs, which need the key), and a browser cannot send the api-key header
+    # when it navigates, so a closed shell would need the key in the URL (access logs, history,
+    # Referer) or a cookie (which a cross-site form would send along to DELETE /v1/jobs/{id}).
+    Route("GET", "/ui", pages.ui, "status page for operators (asks for the API key where one is configured)",
+          "ollama", content_type="text/html", open=True, errors=()),
+    Route("GET", "/ui/{asset}", pages.ui_asset, "the status page's script, style and icon", "ollama",
+          content_type="*/*", open=True, errors=(404,)),
+    Route("GET", "/v1/status", status.status, "the status page's figures: model, placement, queue, recent rates",
+          "openai", response=service_s.Status, errors=(401,)),
 )
 
 

@@ -27,8 +27,9 @@ from sqlembed.fronts import wire
 log = logging.getLogger(__name__)
 F32 = npt.NDArray[np.float32]
 
-PROXIED = frozenset({"/v1/jobs", "/v1/jobs/{job_id}", "/v1/scale", "/readyz", "/metrics"})
-"""Routes the host answers: one job runner, one placement, one view of the metrics."""
+PROXIED = frozenset({"/v1/jobs", "/v1/jobs/{job_id}", "/v1/scale", "/readyz", "/metrics", "/v1/status"})
+"""Routes the host answers: one job runner, one placement, one view of the metrics (the status
+page's figures are read from those metrics, the queue and the placement: the host's too)."""
 
 
 class RemoteBackend:
