@@ -20,7 +20,9 @@ from sqlembed.errors import DatabaseUnavailable, summary
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-_SAMPLE_SLICES = 16
+_SAMPLE_ROWS_PER_SLICE = 4
+"""A dry run's sample: the first pending rows of many small key slices, so it follows the whole
+key range (texts often differ along it: old rows short, new ones long) rather than a few runs."""
 
 
 @dataclass(frozen=True)
@@ -251,9 +253,9 @@ class SqlTarget:
         rows, size = self.retrying("counting pending rows", count)
         sample: list[str] = []
         if rows and sample_rows > 0:
-            # The first pending rows of each of the job's own key slices: spread over the table, and
-            # each page an index seek like the executors' reads, never a sort of the whole table.
-            _, bounds = self.slice_bounds(info, _SAMPLE_SLICES)
+            # The first pending rows of many key slices (the job's own NTILE planning query): spread
+            # over the table, each page an index seek like the executors' reads, never a sort of it all.
+            _, bounds = self.slice_bounds(info, max(1, sample_rows // _SAMPLE_ROWS_PER_SLICE))
             per = -(-sample_rows // max(1, len(bounds)))
             for lo, hi in bounds:
                 page = next(iter(self.pending_pages(info, lo, hi, eid, per)), [])
