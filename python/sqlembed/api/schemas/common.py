@@ -119,10 +119,14 @@ def _limits(info: ValidationInfo) -> Limits:
     return ctx if isinstance(ctx, Limits) else Limits()
 
 
-def _texts(value: Any, info: ValidationInfo, *, token_ids: bool = False) -> list[str]:
+def _texts(value: Any, info: ValidationInfo, *, token_ids: bool = False, empty: bool = False) -> list[str]:
     """``token_ids``: OpenAI-style token-id arrays are decoded as cl100k_base (schemas/token_ids.py);
-    elsewhere they are refused with 422 rather than read as this model's vocabulary."""
+    elsewhere they are refused with 422 rather than read as this model's vocabulary. ``empty``:
+    Ollama's reading (server/routes.go EmbedHandler): null, "" or [] is no text at all (its "load
+    the model" request, answered with no embeddings) and "" inside a list is a text like any other."""
     param = info.field_name or "input"
+    if empty and (value is None or value == "" or value == []):
+        return []
     if isinstance(value, str):
         texts = [value]
     elif isinstance(value, list):
@@ -145,7 +149,7 @@ def _texts(value: Any, info: ValidationInfo, *, token_ids: bool = False) -> list
         raise PydanticCustomError("invalid_input", "too many inputs: {n} (limit {limit} per request)",
                                   {"n": len(texts), "limit": limit})
     for i, t in enumerate(texts):
-        if not t:
+        if not t and not empty:
             where = param if isinstance(value, str) else f"{param}[{i}]"
             raise PydanticCustomError("invalid_input", "'{w}' is an empty string", {"w": where})
     return texts
@@ -172,6 +176,10 @@ def _openai_texts(value: Any, info: ValidationInfo) -> list[str]:
     return _texts(value, info, token_ids=True)
 
 
+def _ollama_texts(value: Any, info: ValidationInfo) -> list[str]:
+    return _texts(value, info, empty=True)
+
+
 _TEXTS_SCHEMA: list[dict[str, Any]] = [
     {"type": "string", "minLength": 1},
     {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, LIMIT: "max_inputs"},
@@ -195,6 +203,18 @@ OpenAITexts = Annotated[list[str], PlainValidator(_openai_texts), WithJsonSchema
                    "are refused with 422",
 })]
 """``Texts``, or OpenAI-style token-id arrays decoded to their text (schemas/token_ids.py)."""
+
+OllamaTexts = Annotated[list[str], PlainValidator(_ollama_texts), WithJsonSchema({
+    "oneOf": [
+        {"type": "string"},
+        {"type": "array", "items": {"type": "string"}, LIMIT: "max_inputs"},
+        {"type": "null"},
+    ],
+    "description": "one text or a list of texts; missing, null, \"\" or [] embeds nothing and answers "
+                   "\"embeddings\": [] (Ollama's load-the-model request); \"\" in a list is embedded, as Ollama "
+                   "does; token-id arrays are refused with 422",
+})]
+"""``Texts`` as Ollama reads them: also no text at all, and "" inside a list."""
 
 Dimensions = Annotated[int, Field(ge=1, description="keep the first n dimensions and re-normalize")]
 InputType = Annotated[Literal["query", "passage", "document"], Field(

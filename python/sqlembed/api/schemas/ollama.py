@@ -4,58 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import (
-    ConfigDict,
-    Field,
-    PlainValidator,
-    TypeAdapter,
-    ValidationError,
-    ValidationInfo,
-    WithJsonSchema,
-    field_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import ConfigDict, Field, field_validator
 from typing_extensions import TypedDict
 
 from sqlembed.api.schemas.common import (
-    LIMIT,
     InputType,
+    OllamaTexts,
     Request,
-    Texts,
     TruncationDirection,
     Vector,
     Vectors,
 )
-
-_TEXTS: TypeAdapter[list[str]] = TypeAdapter(Texts)
-
-
-def _ollama_texts(value: Any, info: ValidationInfo) -> list[str]:
-    """Ollama's reading of ``input`` (server/routes.go EmbedHandler): missing, null, "" or [] is no
-    text at all (the "load the model" ping, answered with no embeddings), and "" inside a list is
-    embedded like any text. Everything else is the shared rule (types, token ids, the input limit)."""
-    if value is None or value == "" or value == []:
-        return []
-    strings = isinstance(value, list) and all(isinstance(v, str) for v in value)
-    try:  # "" checked as a one-character text: only its type and the count matter here
-        _TEXTS.validate_python([v or " " for v in value] if strings else value, context=info.context)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        raise PydanticCustomError(err["type"], str(err["msg"])) from None
-    return [value] if isinstance(value, str) else list(value)
-
-
-OllamaTexts = Annotated[list[str], PlainValidator(_ollama_texts), WithJsonSchema({
-    "oneOf": [
-        {"type": "string"},
-        {"type": "array", "items": {"type": "string"}, LIMIT: "max_inputs"},
-        {"type": "null"},
-    ],
-    "description": "one text or a list of texts; missing, null, \"\" or [] embeds nothing and answers "
-                   "\"embeddings\": [] (Ollama's load-the-model request); \"\" in a list is embedded, as Ollama "
-                   "does; token-id arrays are refused with 422",
-})]
-"""Ollama's ``input``: the shared ``Texts`` rule, plus Ollama's empty cases."""
 
 OllamaDimensions = Annotated[int, Field(ge=0, description="keep the first n dimensions and re-normalize; 0 is unset "
                                                           "(Go's zero value, as Ollama reads it)")]
