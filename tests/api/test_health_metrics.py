@@ -82,3 +82,26 @@ def test_metrics_count_requests_batches_and_tokens(fake_settings: Settings) -> N
     assert delta["sqlembed_tokens_total"] == r.json()["prompt_eval_count"]  # the tokens the caller was told
     assert delta["sqlembed_padded_tokens_total"] >= delta["sqlembed_tokens_total"]
     assert after["sqlembed_queue_depth"] == 0
+
+
+def test_readyz_and_status_report_one_state_while_waiting_for_executors(fake_settings: Settings) -> None:
+    """placement=spark with no executor: /readyz sends traffic elsewhere (503) and /v1/status says why."""
+    from sqlembed.api.state import SERVICE
+    from sqlembed.engine.placement import WAITING
+
+    class NoExecutor:
+        def describe(self) -> dict[str, object]:
+            return {"mode": "spark", "active": WAITING, "workers": []}
+
+    with running(fake_settings, backend=FakeBackend()) as srv:
+        svc = srv.app[SERVICE]
+        assert httpx.get(srv.url + "/readyz").status_code == 200
+        local, svc.placement = svc.placement, NoExecutor()  # type: ignore[assignment]
+        try:
+            r = httpx.get(srv.url + "/readyz")
+            assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+            assert r.json()["status"] == WAITING and r.json()["placement"]["active"] == WAITING
+            assert httpx.get(srv.url + "/v1/status").json()["status"] == WAITING
+        finally:
+            svc.placement = local
+        assert httpx.get(srv.url + "/readyz").json()["status"] == "ready"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -11,7 +13,7 @@ from sqlembed.api.metrics import Metrics
 from sqlembed.api.schemas.common import Limits
 from sqlembed.engine.batcher import Batcher
 from sqlembed.engine.embedder import Embedder
-from sqlembed.engine.placement import Placement
+from sqlembed.engine.placement import WAITING, Placement
 from sqlembed.engine.store import Manifest
 from sqlembed.errors import ModelNotFound, NotReady
 from sqlembed.settings import Settings
@@ -37,6 +39,15 @@ class Service:
     @property
     def ready(self) -> bool:
         return self.batcher is not None
+
+    def state(self, placement: Mapping[str, Any]) -> str:
+        """What /readyz and /v1/status report: failed, loading, ``WAITING`` (placement=spark with no
+        executor: requests would only wait) or ready. ``placement``: the placement's ``describe()``."""
+        if self.load_error is not None:
+            return "failed"
+        if not self.ready or self.manifest is None:
+            return "loading"
+        return WAITING if placement.get("active") == WAITING else "ready"
 
     def engine(self) -> tuple[Embedder, Batcher, Manifest]:
         if self.embedder is None or self.batcher is None or self.manifest is None:

@@ -96,14 +96,7 @@ async def status(request: web.Request) -> web.Response:
     now = time.monotonic()
     totals = svc.metrics.totals(window.routes)
     placement = svc.placement.describe() if svc.placement is not None else {}
-    if svc.load_error is not None:
-        state = "failed"
-    elif not svc.ready:
-        state = "loading"
-    elif placement.get("active") == "waiting for executors":
-        state = "waiting for executors"
-    else:
-        state = "ready"
+    state = svc.state(placement)
     manifest, embedder = svc.manifest, svc.embedder
     body: Status = {
         "status": state,

@@ -29,6 +29,11 @@ class Lease(Protocol):
     def release(self) -> None: ...
 
 
+WAITING = "waiting for executors"
+"""``describe()["active"]`` when placement=spark has no executor: requests would only wait (/readyz
+answers 503 then, so a load balancer sends them elsewhere)."""
+
+
 class Placement(Protocol):
     concurrency: int
     """How many batches may be in flight at once (the batcher runs this many worker threads)."""

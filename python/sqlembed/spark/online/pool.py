@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sqlembed.engine.placement import Lease, LocalSlot
+from sqlembed.engine.placement import WAITING, Lease, LocalSlot
 from sqlembed.engine.tokenizer import TokenIds
 from sqlembed.spark.online.codec import F32, STOP, ProtocolError, decode_result, encode_batch
 
@@ -108,7 +108,7 @@ class WorkerPool:
 
     def describe(self) -> dict[str, Any]:
         with self.cond:
-            active = "spark" if self.workers else ("local" if self.mode == "auto" else "waiting for executors")
+            active = "spark" if self.workers else ("local" if self.mode == "auto" else WAITING)
             return {"mode": self.mode, "active": active, "workers": [w.describe() for w in self.workers],
                     "lost_workers": self.stats.lost_workers}
 
