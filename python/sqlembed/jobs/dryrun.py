@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlembed.db.targets import open_target
+from sqlembed.db.targets import PendingSummary, open_target
 from sqlembed.engine.embedder import Embedder
-from sqlembed.spark.job import BulkJob, Decision, Pending, decide, pending
+from sqlembed.spark.job import BulkJob, Decision, decide, pending
 from sqlembed.spark.partition import chunk_pieces
 
 WORKERS = (1, 2, 4, 8)
@@ -38,11 +38,11 @@ def dry_run(job: BulkJob, embedder: Embedder, pricing: Pricing, decision: Decisi
     target = open_target(job.spec, retry_s=job.db_retry_s)
     try:
         decision = decision if decision is not None else decide(job, target)
-        found = pending(job, decision, target, pricing.sample_rows)
+        found, mode = pending(job, decision, target, pricing.sample_rows)
     finally:
         target.close()
     tokens, pieces = _tokens(embedder, decision, found)
-    rate, source = _rate(embedder, decision, found, pieces, pricing)
+    rate, source = _rate(embedder, decision, pieces, pricing)
     estimates: list[dict[str, Any]] = []
     for n in WORKERS:
         seconds = found.rows / (rate * n) if rate > 0 else 0.0
@@ -51,14 +51,14 @@ def dry_run(job: BulkJob, embedder: Embedder, pricing: Pricing, decision: Decisi
             e["cost"] = round(n * seconds / 3600 * pricing.price_per_worker_hour, 4)
         estimates.append(e)
     return {"dry_run": True, "rows_pending": found.rows, "text_bytes": found.text_bytes,
-            "tokens_estimate": tokens, "sample_rows": len(found.sample), "mode": found.mode,
+            "tokens_estimate": tokens, "sample_rows": len(found.sample), "mode": mode,
             "dimensions": decision.eid.dimensions,
             "rate": {"rows_per_s": round(rate, 2), "source": source}, "estimates": estimates,
             "currency": pricing.currency if pricing.price_per_worker_hour is not None else None,
             "price_per_worker_hour": pricing.price_per_worker_hour}
 
 
-def _tokens(embedder: Embedder, decision: Decision, found: Pending) -> tuple[int, list[list[str]]]:
+def _tokens(embedder: Embedder, decision: Decision, found: PendingSummary) -> tuple[int, list[list[str]]]:
     """Tokens the job would feed the model (prompt, special tokens and truncation or chunks as the
     executors do), counted over the sample and scaled to every pending row; and each sampled row's
     pieces (one text, or its chunks)."""
@@ -71,12 +71,10 @@ def _tokens(embedder: Embedder, decision: Decision, found: Pending) -> tuple[int
         pieces = [[t] for t in found.sample]
     flat = [p for ps in pieces for p in ps]
     counted = sum(len(ids) for ids in embedder.tokenize(flat, input_type=eid.prompt)) if flat else 0
-    with_text = len(found.sample)
-    return round(counted * found.rows / with_text), pieces
+    return round(counted * found.rows / len(found.sample)), pieces
 
 
-def _rate(embedder: Embedder, decision: Decision, found: Pending, pieces: list[list[str]],
-          pricing: Pricing) -> tuple[float, str]:
+def _rate(embedder: Embedder, decision: Decision, pieces: list[list[str]], pricing: Pricing) -> tuple[float, str]:
     """Rows per second per worker, and where the figure comes from."""
     if pricing.worker_rows_per_s is not None:
         return pricing.worker_rows_per_s, "configured: SQLEMBED_WORKER_ROWS_PER_S (rows/s per worker)"

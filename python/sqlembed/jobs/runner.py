@@ -62,10 +62,9 @@ class JobRunner:
         return record
 
     def _job(self, request: dict[str, Any]) -> BulkJob:
-        job = self.bulk.job(self.spec(request), dimensions=request.get("dimensions"),
-                            batch_rows=request.get("batch_rows"), expect_database=request.get("expect_database"),
-                            sync=request.get("sync"))
-        return job
+        return self.bulk.job(self.spec(request), dimensions=request.get("dimensions"),
+                             batch_rows=request.get("batch_rows"), expect_database=request.get("expect_database"),
+                             sync=request.get("sync"))
 
     def dry_run(self, request: dict[str, Any]) -> dict[str, Any]:
         """The checks ``submit`` makes, then what the job would do; nothing recorded or written. Blocking."""

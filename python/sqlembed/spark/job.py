@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from sqlembed.db.targets import BulkTarget, EmbeddingId, TableInfo, TableSpec, open_target
+from sqlembed.db.targets import BulkTarget, EmbeddingId, PendingSummary, TableInfo, TableSpec, open_target
 from sqlembed.db.targets.spec import SyncMode, VectorType
 from sqlembed.engine.config import EngineSettings
 from sqlembed.engine.opener import load_manifest
@@ -171,35 +171,23 @@ def plan(job: BulkJob, slices: int, target: BulkTarget, decision: Decision) -> P
                 "changes" if tracked else "hash", version)
 
 
-@dataclass(frozen=True)
-class Pending:
-    """What a job would embed, found without writing anything (a dry run)."""
-
-    rows: int
-    """Exact: the rows ``plan`` and the executors' reads would select."""
-    text_bytes: int
-    """Their texts' size as the database stores them (SQLite UTF-8, SQL Server nvarchar UTF-16)."""
-    sample: list[str]
-    """Texts of pending rows spread over the key range (all of them when fewer)."""
-    mode: str
-
-
-def pending(job: BulkJob, decision: Decision, target: BulkTarget, sample_rows: int) -> Pending:
-    """``plan``'s selection, read only: the changed keys since the last sync where the table records
-    changes, else every row compared in the database. Creates, enables and records nothing (``plan``
-    would create the target table and, for sync=changes on SQLite, the change queue: a dry run
-    counts a missing target as every row missing its vector)."""
+def pending(job: BulkJob, decision: Decision, target: BulkTarget, sample_rows: int) -> tuple[PendingSummary, str]:
+    """What the job would embed (rows: exactly those ``plan`` and the executors' reads would select;
+    their texts' stored size; a sample of their texts) and how it finds them (``hash`` or
+    ``changes``). ``plan``'s selection, read only: the changed keys since the last sync where the
+    table records changes, else every row compared in the database. Creates, enables and records
+    nothing (``plan`` would create the target table and, for sync=changes on SQLite, the change
+    queue: a dry run counts a missing target as every row missing its vector)."""
     info, eid = decision.info, decision.eid
     tracked = job.sync != "hash" and target.tracking(info)
     mode = "changes" if tracked or job.sync == "changes" else "hash"
     changes = target.changes(info, target.sync_version(info, eid)) if tracked else None
     if changes is None:
-        s = target.pending_summary(info, eid, sample_rows)
-        return Pending(s.rows, s.text_bytes, s.sample, mode)
+        return target.pending_summary(info, eid, sample_rows), mode
     rows = target.pending_for_keys(info, changes.upserts, eid) if changes.upserts else []
     texts = [r.text for r in rows if r.text]
     step = max(1, len(texts) // max(1, sample_rows))
-    return Pending(len(rows), sum(target.stored_bytes(t) for t in texts), texts[::step][:sample_rows], mode)
+    return PendingSummary(len(rows), sum(target.stored_bytes(t) for t in texts), texts[::step][:sample_rows]), mode
 
 
 def run(spark: Any, job: BulkJob, *, decision: Decision | None = None, slices: int | None = None,
